@@ -1,0 +1,63 @@
+"""The FastAPI application: routes, and the resources the webhook hot path keeps open."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.dispatch import EventDispatcher
+from api.ingest import EventStore
+from api.routes import admin_events, health, webhooks
+from core.observability import init_sentry
+from core.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    init_sentry(settings, component="api")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Imported here so that building the app (for the OpenAPI schema, say) needs no broker.
+        from tasks.celery_app import app as celery_app
+
+        store = EventStore(settings.libpq_url)
+        await store.open()
+        dispatcher = EventDispatcher(celery_app)
+        dispatcher.start()
+        app.state.event_store = store
+        app.state.dispatcher = dispatcher
+        app.state.redis = redis.asyncio.from_url(
+            settings.redis_url, socket_connect_timeout=1, socket_timeout=1
+        )
+        try:
+            yield
+        finally:
+            await store.close()
+            dispatcher.stop()
+            await app.state.redis.aclose()
+
+    app = FastAPI(
+        title="Stripe billing platform",
+        summary="Stripe webhooks in, credits, subscriptions and disputes kept right.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(webhooks.router)
+    app.include_router(health.router)
+    app.include_router(admin_events.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A short reason, not the whole pydantic error tree.
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+    return app

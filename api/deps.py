@@ -1,0 +1,48 @@
+"""FastAPI dependencies: settings, a database session per request, admin authentication."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from core.settings import Settings
+from db.session import new_session
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db() -> Iterator[Session]:
+    """A session for the request; the endpoint commits what it means to keep."""
+    with new_session() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_db)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_admin(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if not settings.admin_api_token:
+        raise HTTPException(503, "The admin API is off: ADMIN_API_TOKEN is not set.")
+    # compare_digest: the time taken must not tell how much of a guess was right.
+    if credentials is None or not hmac.compare_digest(
+        credentials.credentials.encode(), settings.admin_api_token.encode()
+    ):
+        raise HTTPException(
+            401, "A valid admin bearer token is required.", {"WWW-Authenticate": "Bearer"}
+        )
+
+
+AdminDep = Depends(require_admin)

@@ -1,0 +1,121 @@
+"""`POST /api/stripe/webhook`: verify, store, answer. No billing work happens here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from api.ingest import IncomingEvent, StorageUnavailable, UnstorableEvent
+from api.signature import verify_signature
+from tasks.events.registry import is_handled
+
+router = APIRouter(tags=["stripe"])
+
+
+class WebhookReceipt(BaseModel):
+    received: bool
+    duplicate: bool
+    event_id: str
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+def _answer(status: int, content: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+def _problem(status: int, detail: str) -> Response:
+    return _answer(status, {"detail": detail})
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            return None
+    return bytes(chunks)
+
+
+def _parse_event(body: bytes) -> IncomingEvent | None:
+    try:
+        event = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    event_id, event_type, data = event.get("id"), event.get("type"), event.get("data")
+    if not (isinstance(event_id, str) and event_id and isinstance(event_type, str) and event_type):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        return None
+    created = event.get("created")
+    api_version = event.get("api_version")
+    account = event.get("account")
+    return IncomingEvent(
+        stripe_event_id=event_id,
+        type=event_type,
+        api_version=api_version if isinstance(api_version, str) else None,
+        livemode=event.get("livemode") is True,
+        account=account if isinstance(account, str) else None,
+        created=created if isinstance(created, int) and not isinstance(created, bool) else None,
+        payload=body.decode(),
+        status="received" if is_handled(event_type) else "ignored",
+    )
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": WebhookReceipt, "description": "Stored (or stored before: `duplicate`)."},
+    400: {"model": Problem, "description": "No Stripe-Signature header, or not a JSON event."},
+    401: {"model": Problem, "description": "No configured secret signed it, or it is stale."},
+    413: {"model": Problem, "description": "The body is over the size limit."},
+    500: {"model": Problem, "description": "No webhook secret is configured."},
+    503: {"model": Problem, "description": "The database could not store it; Stripe retries."},
+}
+
+
+@router.post("/api/stripe/webhook", response_model=WebhookReceipt, responses=_RESPONSES)
+@router.post(
+    "/api/billing/webhook",
+    response_model=WebhookReceipt,
+    responses=_RESPONSES,
+    include_in_schema=False,
+)
+async def receive_stripe_webhook(request: Request) -> Response:
+    """Verify a Stripe delivery, store it in `webhook_events`, and acknowledge it."""
+    state = request.app.state
+    settings = state.settings
+    header = request.headers.get("stripe-signature", "").strip()
+    if not header:
+        return _problem(400, "Missing Stripe-Signature header.")
+    secrets = settings.webhook_secrets
+    if not secrets:
+        return _problem(500, "No webhook secret is configured (STRIPE_WEBHOOK_SECRET).")
+    body = await _read_capped(request, settings.webhook_max_bytes)
+    if body is None:
+        return _problem(413, f"Body is over {settings.webhook_max_bytes} bytes.")
+    if not verify_signature(body, header, secrets, settings.webhook_tolerance_seconds):
+        return _problem(401, "Signature does not match, or its timestamp is too old.")
+    event = _parse_event(body)
+    if event is None:
+        return _problem(400, "Body is not a JSON Stripe event object.")
+    try:
+        stored = await state.event_store.store(event)
+    except UnstorableEvent as exc:
+        return _problem(400, f"Event cannot be stored: {exc}")
+    except StorageUnavailable:
+        return _problem(503, "Event could not be stored; deliver it again.")
+    if stored.row_id is not None and event.status == "received":
+        state.dispatcher.submit(stored.row_id)
+    return _answer(
+        200, {"received": True, "duplicate": stored.duplicate, "event_id": event.stripe_event_id}
+    )

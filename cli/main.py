@@ -1,0 +1,123 @@
+"""The `billing` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from core.observability import configure_logging
+from core.settings import ConfigurationError, Settings, load_settings
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, **CONTEXT}
+
+
+def _settings() -> Settings:
+    """The settings, or exit with the one sentence that says what is wrong."""
+    from core import settings as settings_module
+
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        click.echo(f"billing: configuration error: {exc}", err=True)
+        sys.exit(2)
+    settings_module.get_settings.cache_clear()
+    return settings
+
+
+@click.group(context_settings=CONTEXT)
+def main() -> None:
+    """Stripe billing platform: webhooks, credits, subscriptions and disputes."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn processes")
+@click.option("--access-log/--no-access-log", default=False, show_default=True)
+def api(host: str, port: int, workers: int, access_log: bool) -> None:
+    """Run the FastAPI app under uvicorn."""
+    import uvicorn
+
+    _settings()
+    configure_logging()
+    uvicorn.run(
+        "api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@main.command(context_settings=PASS_THROUGH)
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run a Celery worker (task events on) on every queue, unless -Q says otherwise."""
+    _settings()
+    from tasks.celery_app import ALL_QUEUES
+    from tasks.celery_app import app as celery_app
+
+    argv = ["worker", "-E", "--loglevel=INFO", *ctx.args]
+    if not any(arg in ("-Q", "--queues") or arg.startswith("--queues=") for arg in ctx.args):
+        argv += ["-Q", ",".join(ALL_QUEUES)]
+    celery_app.worker_main(argv)
+
+
+@main.command(context_settings=PASS_THROUGH)
+@click.pass_context
+def beat(ctx: click.Context) -> None:
+    """Run the Celery beat scheduler (the sweep, the nightly reconciliation, reminders)."""
+    _settings()
+    from tasks.celery_app import app as celery_app
+
+    schedule = Path("var") / "celerybeat-schedule"
+    schedule.parent.mkdir(exist_ok=True)
+    celery_app.start(["beat", "--loglevel=INFO", f"--schedule={schedule}", *ctx.args])
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Apply the Alembic migrations to DATABASE_URL."""
+    from db.migrate import upgrade as run_upgrade
+
+    settings = _settings()
+    try:
+        run_upgrade(settings)
+    except Exception as exc:
+        click.echo(f"billing: migration failed: {str(exc).splitlines()[0]}", err=True)
+        sys.exit(1)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.argument("event_id")
+def replay(event_id: str) -> None:
+    """Run a stored event through its handler again."""
+    _settings()
+    from db.models import EventStatus
+    from db.session import transaction
+    from tasks.events import outbox
+    from tasks.events.replay import mark_for_replay
+
+    with transaction() as session:
+        row = mark_for_replay(session, stripe_event_id=event_id)
+        if row is None:
+            click.echo(f"billing: no stored event {event_id}", err=True)
+            sys.exit(1)
+    if row.status == EventStatus.QUEUED:
+        outbox.publish([(row.id, row.type)])
+    click.echo(f"{event_id} {row.status}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Every environment variable of the platform, in one pydantic-settings class.
+
+The validators keep the audit's production guards: a refusal is one sentence that names the
+variable, raised as `ConfigurationError` so that commands print it instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PAID_PLANS = ("starter", "pro", "team")
+_HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot be used; the message is one sentence naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    app_env: Literal["development", "test", "production"] = "development"
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/billing"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Lets several deployments (or test runs) share one Redis without seeing each other's queues.
+    broker_key_prefix: str = ""
+
+    stripe_enabled: bool = True
+    stripe_test_mode: bool = True
+    stripe_secret_key_live: str = ""
+    stripe_secret_key_test: str = ""
+    stripe_publishable_key_live: str = ""
+    stripe_publishable_key_test: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
+    stripe_price_starter_live: str = ""
+    stripe_price_starter_test: str = ""
+    stripe_price_pro_live: str = ""
+    stripe_price_pro_test: str = ""
+    stripe_price_team_live: str = ""
+    stripe_price_team_test: str = ""
+
+    webhook_max_bytes: int = Field(default=1024 * 1024, gt=0)
+    webhook_tolerance_seconds: int = Field(default=300, gt=0)
+
+    smtp_url: str = ""
+    email_from: str = "billing@localhost"
+    admin_emails: str = ""
+
+    sentry_dsn: str = ""
+    release: str = ""
+    admin_api_token: str = ""
+    auth_jwt_secret: str = ""
+    flower_basic_auth: str = ""
+    plans_file: str = ""
+    reconcile_at: str = "03:00"
+
+    sweep_interval_seconds: int = Field(default=60, gt=0)
+    sweep_stale_after_seconds: int = Field(default=300, gt=0)
+    task_max_retries: int = Field(default=8, ge=0)
+
+    @field_validator("reconcile_at")
+    @classmethod
+    def _reconcile_at_is_hh_mm(cls, value: str) -> str:
+        if not _HH_MM.match(value):
+            raise ValueError("RECONCILE_AT must be HH:MM in UTC, such as 03:00.")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_is_postgres(cls, value: str) -> str:
+        if not value.startswith(("postgresql+psycopg://", "postgresql://", "postgres://")):
+            raise ValueError("DATABASE_URL must be a postgresql+psycopg:// URL.")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_combinations(self) -> Settings:
+        if self.stripe_secret_key_live.startswith(("sk_test_", "rk_test_")):
+            raise ValueError(
+                "STRIPE_SECRET_KEY_LIVE holds a test key (sk_test_); put the live key there."
+            )
+        if self.stripe_secret_key_test.startswith(("sk_live_", "rk_live_")):
+            raise ValueError(
+                "STRIPE_SECRET_KEY_TEST holds a live key (sk_live_); put the test key there."
+            )
+        if self.app_env == "production":
+            if self.stripe_test_mode:
+                raise ValueError("STRIPE_TEST_MODE must be false when APP_ENV=production.")
+            if not self.webhook_secrets:
+                raise ValueError("STRIPE_WEBHOOK_SECRET must be set when APP_ENV=production.")
+            if self.stripe_enabled and not self.stripe_secret_key_live:
+                raise ValueError("STRIPE_SECRET_KEY_LIVE must be set when APP_ENV=production.")
+        return self
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """Every configured signing secret; during a rotation any of them may sign a delivery."""
+        return tuple(s.strip() for s in self.stripe_webhook_secret.split(",") if s.strip())
+
+    @property
+    def stripe_secret_key(self) -> str:
+        return self.stripe_secret_key_test if self.stripe_test_mode else self.stripe_secret_key_live
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL with the psycopg 3 driver, whatever spelling the operator used."""
+        for prefix in ("postgresql://", "postgres://"):
+            if self.database_url.startswith(prefix):
+                return "postgresql+psycopg://" + self.database_url.removeprefix(prefix)
+        return self.database_url
+
+    @property
+    def libpq_url(self) -> str:
+        """The URL as libpq (and so raw psycopg) spells it."""
+        return "postgresql://" + self.sqlalchemy_url.removeprefix("postgresql+psycopg://")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; an unusable value raises `ConfigurationError` with one sentence."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError(_first_sentence(exc)) from None
+
+
+def _first_sentence(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["loc"]:
+        variable = str(error["loc"][0]).upper()
+        if variable not in message:
+            message = f"{variable} is invalid: {message}."
+    return message
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

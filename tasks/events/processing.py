@@ -1,0 +1,114 @@
+"""Run one stored event through its handler: claim, one transaction, final status.
+
+A claim is committed first (status `processing`, attempts + 1), so the admin API and the
+sweep can see it. The work transaction then locks the row and checks that the claim is still
+this attempt's; the handler's effects and `processed` commit together, so a crash at any
+point leaves either nothing or everything. A dead worker's row lock dies with its connection,
+which is why a claim needs no lease: the next delivery, or the sweep, simply claims again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sentry_sdk
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from db.models import PENDING_STATUSES, EventStatus, WebhookEvent
+from db.session import transaction
+from tasks.events.event import StripeEvent
+from tasks.events.registry import HANDLERS
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_LENGTH = 2000
+
+
+class Outcome(StrEnum):
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    SKIPPED = "skipped"  # another delivery holds it, or it is already done
+    SUPERSEDED = "superseded"  # a later claim took it over between our claim and our lock
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    attempt: int
+    event_type: str
+
+
+def claim(session: Session, *, row_id: int) -> Claim | None:
+    """Mark a pending row `processing` for this attempt; None if it is locked or not pending."""
+    row = session.execute(
+        select(WebhookEvent)
+        .where(WebhookEvent.id == row_id, WebhookEvent.status.in_(PENDING_STATUSES))
+        .with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    row.status = EventStatus.PROCESSING
+    row.attempts += 1
+    row.claimed_at = func.now()
+    session.flush()
+    return Claim(attempt=row.attempts, event_type=row.type)
+
+
+def lock_customer(session: Session, customer_id: str) -> None:
+    """Serialise all work on one Stripe customer until the transaction ends."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"customer:{customer_id}"},
+    )
+
+
+def apply(*, row_id: int, attempt: int) -> Outcome:
+    """Run the handler and mark the row processed, in one transaction."""
+    with transaction() as session:
+        row = session.execute(
+            select(WebhookEvent).where(WebhookEvent.id == row_id).with_for_update()
+        ).scalar_one()
+        if row.status != EventStatus.PROCESSING or row.attempts != attempt:
+            return Outcome.SUPERSEDED
+        handler = HANDLERS.get(row.type)
+        if handler is not None:
+            event = StripeEvent.from_row(row)
+            if event.customer_id:
+                lock_customer(session, event.customer_id)
+            with sentry_sdk.new_scope() as scope:
+                scope.set_tag("stripe_event_id", event.id)
+                scope.set_tag("stripe_event_type", event.type)
+                handler(session, event)
+        row.status = EventStatus.PROCESSED if handler else EventStatus.IGNORED
+        row.processed_at = func.now()
+        row.last_error = None
+        return Outcome.PROCESSED if handler else Outcome.IGNORED
+
+
+def mark_retrying(*, row_id: int, error: BaseException, delay_seconds: float) -> None:
+    """Back to `queued` until the retry is due; the sweep leaves it alone until then."""
+    with transaction() as session:
+        session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == row_id, WebhookEvent.status == EventStatus.PROCESSING)
+            .values(
+                status=EventStatus.QUEUED,
+                last_error=describe(error),
+                enqueued_at=func.now() + text(f"interval '{int(delay_seconds)} seconds'"),
+            )
+        )
+
+
+def mark_failed(*, row_id: int, error: BaseException) -> None:
+    with transaction() as session:
+        session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == row_id, WebhookEvent.status == EventStatus.PROCESSING)
+            .values(status=EventStatus.FAILED, last_error=describe(error))
+        )
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]

@@ -1,0 +1,61 @@
+"""One Celery task per handled event type, named `stripe.<type>`, built from the registry."""
+
+from __future__ import annotations
+
+import logging
+
+import sentry_sdk
+from celery import Task
+from celery.utils.time import get_exponential_backoff_interval
+
+from core.settings import get_settings
+from db.session import transaction
+from tasks.celery_app import app
+from tasks.events import processing
+from tasks.events.processing import Outcome
+from tasks.events.registry import HANDLERS, task_name
+from tasks.transient import is_transient
+
+log = logging.getLogger(__name__)
+
+RETRY_BACKOFF_FACTOR_SECONDS = 2
+RETRY_BACKOFF_MAX_SECONDS = 600
+
+
+def process_stored_event(task: Task, row_id: int) -> str:
+    """Claim the row, apply its handler, and settle its status; retry only transient errors."""
+    with transaction() as session:
+        claim = processing.claim(session, row_id=row_id)
+    if claim is None:
+        return Outcome.SKIPPED
+    try:
+        return processing.apply(row_id=row_id, attempt=claim.attempt)
+    except Exception as exc:
+        if is_transient(exc) and task.request.retries < task.max_retries:
+            delay = get_exponential_backoff_interval(
+                factor=RETRY_BACKOFF_FACTOR_SECONDS,
+                retries=task.request.retries,
+                maximum=RETRY_BACKOFF_MAX_SECONDS,
+                full_jitter=True,
+            )
+            log.warning("event row %s: transient error, retry in %ss: %s", row_id, delay, exc)
+            processing.mark_retrying(row_id=row_id, error=exc, delay_seconds=delay)
+            raise task.retry(exc=exc, countdown=delay) from exc
+        log.error("event row %s failed: %s", row_id, processing.describe(exc))
+        processing.mark_failed(row_id=row_id, error=exc)
+        sentry_sdk.capture_exception(exc)
+        raise
+
+
+def _register(event_type: str) -> Task:
+    def run(self: Task, row_id: int) -> str:
+        return process_stored_event(self, row_id)
+
+    run.__name__ = run.__qualname__ = "handle_" + event_type.replace(".", "_")
+    run.__doc__ = f"Process one stored `{event_type}` event by its webhook_events row id."
+    return app.task(
+        run, bind=True, name=task_name(event_type), max_retries=get_settings().task_max_retries
+    )
+
+
+EVENT_TASKS: dict[str, Task] = {event_type: _register(event_type) for event_type in HANDLERS}
