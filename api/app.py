@@ -15,6 +15,7 @@ from api.ingest import EventStore
 from api.routes import admin_events, health, webhooks
 from core.observability import init_sentry
 from core.settings import Settings, get_settings
+from tasks.celery_app import publisher_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -23,12 +24,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Imported here so that building the app (for the OpenAPI schema, say) needs no broker.
-        from tasks.celery_app import app as celery_app
-
         store = EventStore(settings.libpq_url)
         await store.open()
-        dispatcher = EventDispatcher(celery_app)
+        dispatcher = EventDispatcher(publisher_app(settings))
         dispatcher.start()
         app.state.event_store = store
         app.state.dispatcher = dispatcher

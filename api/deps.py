@@ -11,20 +11,22 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core.settings import Settings
-from db.session import new_session
+from db.session import session_factory
 
 
 def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_db() -> Iterator[Session]:
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_db(settings: SettingsDep) -> Iterator[Session]:
     """A session for the request; the endpoint commits what it means to keep."""
-    with new_session() as session:
+    with session_factory(settings.sqlalchemy_url)() as session:
         yield session
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_db)]
 
 _bearer = HTTPBearer(auto_error=False)

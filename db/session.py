@@ -31,12 +31,12 @@ def get_engine() -> Engine:
 
 
 @lru_cache(maxsize=4)
-def _session_factory(url: str) -> sessionmaker[Session]:
+def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(engine_for(url), expire_on_commit=False)
 
 
 def new_session() -> Session:
-    return _session_factory(get_settings().sqlalchemy_url)()
+    return session_factory(get_settings().sqlalchemy_url)()
 
 
 @contextmanager

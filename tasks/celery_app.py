@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, signals
 
 from core.observability import init_sentry
 from core.settings import Settings, get_settings
@@ -66,6 +66,23 @@ def configure(app: Celery, settings: Settings) -> None:
     )
 
 
+def publisher_app(settings: Settings) -> Celery:
+    """A Celery app that only sends (the API's), configured from the given settings."""
+    publisher = Celery("billing-publisher")
+    configure(publisher, settings)
+    return publisher
+
+
 app = Celery("billing", include=["tasks.events.tasks", "tasks.events.outbox"])
 configure(app, get_settings())
-init_sentry(get_settings(), component="worker")
+
+
+@signals.celeryd_init.connect
+def _init_worker_sentry(**_: object) -> None:
+    # Before the pool forks, as Sentry's Celery integration asks.
+    init_sentry(get_settings(), component="worker")
+
+
+@signals.beat_init.connect
+def _init_beat_sentry(**_: object) -> None:
+    init_sentry(get_settings(), component="beat")

@@ -1,0 +1,559 @@
+"""Webhook ingest throughput: the platform against the least a webhook endpoint must do.
+
+Command (from the repository root; PostgreSQL and Redis running locally, wrk installed):
+
+    .venv/bin/python benchmarks/ingest.py [--duration 20] [--connections 16] [--threads 2]
+                                          [--events N] [--warmup 3]
+
+Two servers run side by side on free ports, one after the other under load:
+
+* ceiling: `benchmarks/ceiling_app.py`, a FastAPI endpoint that checks the signature
+  (stripe.WebhookSignature.verify_header: HMAC and the 300 s tolerance), parses the JSON with
+  orjson and stores nothing;
+* platform: `billing api` on a throwaway database (created, migrated, dropped afterwards),
+  storing every event in `webhook_events` and publishing to Redis under a `bench-...:` key
+  prefix (deleted afterwards). No Celery worker runs, so only ingest is measured.
+
+Each side gets distinct signed `invoice.paid` events of about 4 KB (an invoice shaped like
+Stripe's, fresh signature timestamps), pre-generated and replayed by wrk (`replay.lua`, one
+slice of events per wrk thread, none sent twice). A short warm-up precedes each measured run.
+After the platform's runs the stored rows are counted: every 200 must have its row.
+
+Environment: BENCH_PG_ADMIN_URL (default postgresql://postgres@127.0.0.1:5432/postgres, a
+role that may create databases) and REDIS_URL (default redis://127.0.0.1:6379/0).
+Target (the issue): platform events/s >= 0.6 x ceiling, platform p99 <= 25 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import psycopg
+import redis
+
+from core.webhook_signing import stripe_signature_header
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LUA_SCRIPT = Path(__file__).with_name("replay.lua")
+WEBHOOK_PATH = "/api/stripe/webhook"
+RATE_ALLOWANCE = 7_000  # events/s either side could reach here, to size the event pool
+TARGET_RATIO = 0.6
+TARGET_P99_MS = 25.0
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: int
+    warmup: int
+    connections: int
+    threads: int
+    events: int
+    pg_admin_url: str
+    redis_url: str
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    responses: int
+    duration_us: int
+    non_2xx: int
+    socket_errors: int
+    timeouts: int
+    sent: int
+    wraps: int
+    p50_us: int
+    p99_us: int
+
+    @property
+    def rate(self) -> float:
+        return self.responses / (self.duration_us / 1e6)
+
+    @property
+    def ok(self) -> int:
+        return self.responses - self.non_2xx
+
+
+def parse_options() -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=20, help="measured seconds per side")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per side")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--events", type=int, default=0, help="events per measured run")
+    args = parser.parse_args()
+    return Options(
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+        threads=args.threads,
+        events=args.events or args.duration * RATE_ALLOWANCE,
+        pg_admin_url=os.environ.get(
+            "BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
+
+
+# --- Events -------------------------------------------------------------------------------
+
+
+def _line_item(ids: dict[str, str], amount: int, now: int) -> dict[str, object]:
+    price = {
+        "id": "price_1PgafmLkdIwHu7ixRwHqGbWv",
+        "object": "price",
+        "active": True,
+        "billing_scheme": "per_unit",
+        "created": 1719400000,
+        "currency": "usd",
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": "pro_monthly",
+        "metadata": {"plan": "pro", "credits": "5000"},
+        "nickname": "Pro (monthly)",
+        "product": "prod_QXfVwK4YbVpQzR",
+        "recurring": {
+            "aggregate_usage": None,
+            "interval": "month",
+            "interval_count": 1,
+            "meter": None,
+            "trial_period_days": None,
+            "usage_type": "licensed",
+        },
+        "tax_behavior": "exclusive",
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "recurring",
+        "unit_amount": amount,
+        "unit_amount_decimal": str(amount),
+    }
+    return {
+        "id": ids["line"],
+        "object": "line_item",
+        "amount": amount,
+        "amount_excluding_tax": amount,
+        "currency": "usd",
+        "description": f"1 × Pro (at ${amount / 100:.2f} / month)",
+        "discount_amounts": [],
+        "discountable": True,
+        "discounts": [],
+        "invoice": ids["invoice"],
+        "invoice_item": None,
+        "livemode": False,
+        "metadata": {},
+        "period": {"end": now + 30 * 86400, "start": now},
+        "plan": None,
+        "price": price,
+        "proration": False,
+        "proration_details": {"credited_items": None},
+        "quantity": 1,
+        "subscription": ids["subscription"],
+        "subscription_item": ids["subscription_item"],
+        "tax_amounts": [],
+        "tax_rates": [],
+        "type": "subscription",
+        "unit_amount_excluding_tax": str(amount),
+    }
+
+
+# The fields of a Stripe invoice that are empty for a plain subscription renewal.
+_INVOICE_DEFAULTS: dict[str, object] = {
+    "account_tax_ids": None,
+    "amount_shipping": 0,
+    "application": None,
+    "application_fee_amount": None,
+    "custom_fields": None,
+    "customer_phone": None,
+    "customer_shipping": None,
+    "customer_tax_ids": [],
+    "default_source": None,
+    "default_tax_rates": [],
+    "description": None,
+    "discount": None,
+    "discounts": [],
+    "due_date": None,
+    "ending_balance": 0,
+    "footer": None,
+    "from_invoice": None,
+    "last_finalization_error": None,
+    "latest_revision": None,
+    "next_payment_attempt": None,
+    "on_behalf_of": None,
+    "post_payment_credit_notes_amount": 0,
+    "pre_payment_credit_notes_amount": 0,
+    "quote": None,
+    "receipt_number": None,
+    "rendering": {"amount_tax_display": None, "pdf": {"page_size": "letter"}},
+    "rendering_options": None,
+    "shipping_cost": None,
+    "shipping_details": None,
+    "starting_balance": 0,
+    "statement_descriptor": None,
+    "test_clock": None,
+    "threshold_reason": None,
+    "transfer_data": None,
+}
+
+
+def _invoice(ids: dict[str, str], i: int, now: int) -> dict[str, object]:
+    amount = 4900 + (i % 7) * 100
+    return {
+        "id": ids["invoice"],
+        "object": "invoice",
+        "account_country": "US",
+        "account_name": "Example Billing Inc.",
+        "amount_due": amount,
+        "amount_paid": amount,
+        "amount_remaining": 0,
+        "attempt_count": 1,
+        "attempted": True,
+        "auto_advance": False,
+        "automatic_tax": {"enabled": False, "liability": None, "status": None},
+        "billing_reason": "subscription_cycle",
+        "charge": ids["charge"],
+        "collection_method": "charge_automatically",
+        "created": now - 3600,
+        "currency": "usd",
+        "customer": ids["customer"],
+        "customer_address": {
+            "city": "Springfield",
+            "country": "US",
+            "line1": f"{100 + i % 900} Main Street",
+            "line2": None,
+            "postal_code": "62701",
+            "state": "IL",
+        },
+        "customer_email": f"customer{i}@example.com",
+        "customer_name": f"Customer {i}",
+        "customer_tax_exempt": "none",
+        "default_payment_method": None,
+        "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_1Pga/test_{ids['invoice']}",
+        "invoice_pdf": f"https://pay.stripe.com/invoice/acct_1Pga/test_{ids['invoice']}/pdf",
+        "issuer": {"type": "self"},
+        "lines": {
+            "object": "list",
+            "data": [_line_item(ids, amount, now - 3600)],
+            "has_more": False,
+            "total_count": 1,
+            "url": f"/v1/invoices/{ids['invoice']}/lines",
+        },
+        "livemode": False,
+        "metadata": {"user_id": str(10_000 + i)},
+        "number": f"A1B2C3D4-{i:06d}",
+        "paid": True,
+        "paid_out_of_band": False,
+        "payment_intent": ids["payment_intent"],
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
+        "period_end": now - 3600,
+        "period_start": now - 3600 - 30 * 86400,
+        "status": "paid",
+        "status_transitions": {
+            "finalized_at": now - 3500,
+            "marked_uncollectible_at": None,
+            "paid_at": now - 60,
+            "voided_at": None,
+        },
+        "subscription": ids["subscription"],
+        "subscription_details": {"metadata": {"user_id": str(10_000 + i)}},
+        "subtotal": amount,
+        "subtotal_excluding_tax": amount,
+        "tax": None,
+        "total": amount,
+        "total_discount_amounts": [],
+        "total_excluding_tax": amount,
+        "total_tax_amounts": [],
+        "webhooks_delivered_at": None,
+        **_INVOICE_DEFAULTS,
+    }
+
+
+def invoice_paid_event(tag: str, i: int, now: int) -> bytes:
+    """One `invoice.paid` event of about 4 KB, every id in it unique to (tag, i)."""
+    prefixes = ("invoice", "in"), ("charge", "ch"), ("customer", "cus"), ("line", "il")
+    prefixes += ("subscription", "sub"), ("subscription_item", "si"), ("payment_intent", "pi")
+    ids = {name: f"{prefix}_{tag}{i:012d}" for name, prefix in prefixes}
+    event = {
+        "id": f"evt_{tag}{i:012d}",
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": now,
+        "data": {"object": _invoice(ids, i, now)},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": "invoice.paid",
+    }
+    return orjson.dumps(event)
+
+
+def raw_request(body: bytes, secret: str) -> bytes:
+    head = (
+        f"POST {WEBHOOK_PATH} HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\n"
+        "User-Agent: Stripe/1.0 (+https://stripe.com/docs/webhooks)\r\n"
+        "Content-Type: application/json; charset=utf-8\r\n"
+        f"Stripe-Signature: {stripe_signature_header(body, secret)}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def write_requests(directory: Path, count: int, slices: int, secret: str) -> float:
+    """`count` signed requests split into one file per wrk thread; the mean body size."""
+    directory.mkdir(parents=True)
+    tag, now, total = secrets.token_hex(4), int(time.time()), 0
+    per_slice = -(-count // slices)
+    for s in range(slices):
+        with (directory / f"slice-{s}.req").open("wb") as out:
+            for i in range(s * per_slice, min(count, (s + 1) * per_slice)):
+                body = invoice_paid_event(tag, i, now)
+                total += len(body)
+                request = raw_request(body, secret)
+                out.write(b"%d\n%s" % (len(request), request))
+    return total / count
+
+
+# --- Servers, database, broker ------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def throwaway_database(admin_url: str) -> Iterator[str]:
+    """A new database for the run, migrated; its SQLAlchemy URL. Dropped on the way out."""
+    name = f"bench_ingest_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+        yield url.replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def bench_redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of the run's own; every key under it is deleted on the way out."""
+    prefix = f"bench-ingest-{os.getpid()}-{secrets.token_hex(3)}:"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@contextlib.contextmanager
+def server(name: str, argv: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    """Start a server process, wait until it answers; its base URL. Stopped on the way out."""
+    log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(proc, base, Path(log.name))
+        yield base
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        Path(log.name).unlink()
+
+
+def _wait_until_up(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{base}/openapi.json", timeout=1) as response:
+                if response.status == 200:
+                    return
+        time.sleep(0.2)
+    raise SystemExit(f"server at {base} did not start:\n{log.read_text()[-3000:]}")
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [str(BIN / "billing"), "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def count_rows(database_url: str) -> int:
+    libpq = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(libpq) as conn:
+        row = conn.execute("SELECT count(*) FROM webhook_events").fetchone()
+    return int(row[0]) if row else 0
+
+
+# --- Load ---------------------------------------------------------------------------------
+
+
+def run_wrk(url: str, requests_dir: Path, seconds: int, opts: Options) -> WrkResult:
+    argv = [
+        "wrk",
+        f"-t{opts.threads}",
+        f"-c{opts.connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(LUA_SCRIPT),
+        url,
+        "--",
+        str(requests_dir),
+    ]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    line = next((ln for ln in out.splitlines() if ln.startswith("WRK_RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"wrk printed no result:\n{out}")
+    r = json.loads(line.removeprefix("WRK_RESULT "))
+    return WrkResult(
+        responses=r["responses"],
+        duration_us=r["duration_us"],
+        non_2xx=r["non_2xx"],
+        socket_errors=r["connect_errors"] + r["read_errors"] + r["write_errors"],
+        timeouts=r["timeouts"],
+        sent=r["sent"],
+        wraps=r["wraps"],
+        p50_us=r["p50_us"],
+        p99_us=r["p99_us"],
+    )
+
+
+def load(name: str, base: str, workdir: Path, secret: str, opts: Options) -> list[WrkResult]:
+    """A warm-up run then the measured run, each on events of its own; both results."""
+    results = []
+    for phase, seconds, count in (
+        ("warmup", opts.warmup, opts.warmup * RATE_ALLOWANCE),
+        ("measured", opts.duration, opts.events),
+    ):
+        if seconds <= 0:
+            continue
+        directory = workdir / f"{name}-{phase}"
+        size = write_requests(directory, count, opts.threads, secret)
+        print(f"  {name} {phase}: {count} events of {size:,.0f} B mean, {seconds} s", flush=True)
+        results.append(run_wrk(base + WEBHOOK_PATH, directory, seconds, opts))
+        shutil.rmtree(directory)
+        if results[-1].wraps:
+            print(f"  warning: the {name} {phase} run sent some events twice; raise --events")
+    return results
+
+
+# --- The run ------------------------------------------------------------------------------
+
+
+def bench_env(secret: str, database_url: str, prefix: str, redis_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "STRIPE_WEBHOOK_SECRET": secret,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "BROKER_KEY_PREFIX": prefix,
+        "SENTRY_DSN": "",
+    }
+
+
+def measure_ceiling(env: dict[str, str], workdir: Path, opts: Options) -> WrkResult:
+    port = free_port()
+    argv = [sys.executable, str(ROOT / "benchmarks" / "ceiling_app.py"), "--port", str(port)]
+    with server("ceiling", argv, env, port) as base:
+        return load("ceiling", base, workdir, env["STRIPE_WEBHOOK_SECRET"], opts)[-1]
+
+
+def measure_platform(env: dict[str, str], workdir: Path, opts: Options) -> WrkResult:
+    port = free_port()
+    argv = [str(BIN / "billing"), "api", "--host", "127.0.0.1", "--port", str(port)]
+    with server("platform", argv, env, port) as base:
+        results = load("platform", base, workdir, env["STRIPE_WEBHOOK_SECRET"], opts)
+        time.sleep(1)  # let requests in flight when wrk stopped finish
+    check_nothing_lost(results, count_rows(env["DATABASE_URL"]))
+    return results[-1]
+
+
+def check_nothing_lost(results: list[WrkResult], rows: int) -> None:
+    """Every 200 has its row; the rows beyond are requests wrk left in flight as it stopped."""
+    ok = sum(r.ok for r in results)
+    in_flight = sum(r.sent - r.responses for r in results)
+    print(
+        f"  stored rows {rows:,} = 200 responses {ok:,} + {rows - ok} in flight at wrk's stop"
+        f" (sent {sum(r.sent for r in results):,})"
+    )
+    if rows < ok or rows > ok + in_flight:
+        raise SystemExit(f"FAIL: {rows} rows for {ok} acknowledged events")
+
+
+def report(ceiling: WrkResult, platform: WrkResult, opts: Options) -> None:
+    print(f"\n{opts.connections} connections, {opts.threads} wrk threads, {opts.duration} s each")
+    print(f"{'side':<10}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'errors':>8}")
+    for name, r in (("ceiling", ceiling), ("platform", platform)):
+        errors = r.socket_errors + r.timeouts
+        print(
+            f"{name:<10}{r.rate:>10,.0f}{r.p50_us / 1000:>9.2f}{r.p99_us / 1000:>9.2f}"
+            f"{r.non_2xx:>9}{errors:>8}"
+        )
+    ratio = platform.rate / ceiling.rate
+    p99_ms = platform.p99_us / 1000
+    print(
+        f"ratio platform/ceiling: {ratio:.2f} (target >= {TARGET_RATIO}: "
+        f"{'met' if ratio >= TARGET_RATIO else 'MISSED'}); platform p99 {p99_ms:.1f} ms "
+        f"(target <= {TARGET_P99_MS:.0f}: {'met' if p99_ms <= TARGET_P99_MS else 'MISSED'})"
+    )
+
+
+def main() -> None:
+    opts = parse_options()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed")
+    secret = "whsec_bench_" + secrets.token_hex(16)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        with (
+            throwaway_database(opts.pg_admin_url) as database_url,
+            bench_redis_prefix(opts.redis_url) as prefix,
+        ):
+            env = bench_env(secret, database_url, prefix, opts.redis_url)
+            migrate(env)
+            ceiling = measure_ceiling(env, workdir, opts)
+            platform = measure_platform(env, workdir, opts)
+        report(ceiling, platform, opts)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Test set-up: a database of this run's own, a Redis key prefix of its own, real processes.
+
+The run's environment is fixed here, before any project module reads its settings. Each run
+creates `billing_test_<random>` on the PostgreSQL at TEST_POSTGRES_URL (default: the local
+server, trust auth) and drops it at the end, so two runs never collide. Every test makes its
+own event ids, so tests own their rows and need no order.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.processes import ApiProcess, WorkerProcess
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+RUN_ID = uuid.uuid4().hex[:10]
+ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DATABASE_NAME = f"billing_test_{RUN_ID}"
+SERVER_URL = ADMIN_URL.rsplit("/", 1)[0]
+
+WEBHOOK_SECRET = "whsec_test_current"
+ROTATED_SECRET = "whsec_test_previous"
+ADMIN_TOKEN = "test-admin-token"
+
+os.environ.update(
+    APP_ENV="test",
+    DATABASE_URL=f"{SERVER_URL.replace('postgresql://', 'postgresql+psycopg://')}/{DATABASE_NAME}",
+    REDIS_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    BROKER_KEY_PREFIX=f"test-{RUN_ID}:",
+    STRIPE_WEBHOOK_SECRET=f"{WEBHOOK_SECRET},{ROTATED_SECRET}",
+    ADMIN_API_TOKEN=ADMIN_TOKEN,
+    STRIPE_SECRET_KEY_TEST="",
+    STRIPE_SECRET_KEY_LIVE="",
+    STRIPE_API_BASE="",
+    SENTRY_DSN="",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+    from core.settings import get_settings
+    from db.migrate import upgrade
+
+    upgrade(get_settings())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from db.session import get_engine
+
+    get_engine().dispose()
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
+    _delete_broker_keys()
+
+
+def _delete_broker_keys() -> None:
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    keys = list(client.scan_iter(match=f"{os.environ['BROKER_KEY_PREFIX']}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    from core.settings import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def _worker_process() -> Iterator[WorkerProcess]:
+    worker = WorkerProcess()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(_worker_process: WorkerProcess) -> WorkerProcess:
+    """The run's Celery worker subprocess, started again if a test killed it."""
+    _worker_process.ensure_running()
+    return _worker_process
+
+
+@pytest.fixture(scope="session")
+def api_server() -> Iterator[ApiProcess]:
+    """`billing api` under uvicorn, over real HTTP."""
+    api = ApiProcess()
+    api.start()
+    yield api
+    api.stop()
+
+
+def make_client(**overrides: object) -> TestClient:
+    """An in-process app (lifespan included) on these settings; use it as a context manager."""
+    from api.app import create_app
+    from core.settings import load_settings
+
+    return TestClient(create_app(load_settings(**overrides)), raise_server_exceptions=False)
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    with make_client() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
