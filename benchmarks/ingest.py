@@ -149,7 +149,7 @@ def _line_item(ids: dict[str, str], amount: int, now: int) -> dict[str, object]:
         "amount": amount,
         "amount_excluding_tax": amount,
         "currency": "usd",
-        "description": f"1 × Pro (at ${amount / 100:.2f} / month)",
+        "description": f"1 \u00d7 Pro (at ${amount / 100:.2f} / month)",
         "discount_amounts": [],
         "discountable": True,
         "discounts": [],
@@ -242,6 +242,7 @@ def _invoice(ids: dict[str, str], i: int, now: int) -> dict[str, object]:
         "customer_email": f"customer{i}@example.com",
         "customer_name": f"Customer {i}",
         "customer_tax_exempt": "none",
+        "effective_at": now - 3500,
         "default_payment_method": None,
         "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_1Pga/test_{ids['invoice']}",
         "invoice_pdf": f"https://pay.stripe.com/invoice/acct_1Pga/test_{ids['invoice']}/pdf",
@@ -371,13 +372,13 @@ def bench_redis_prefix(redis_url: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def server(name: str, argv: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+def server(argv: list[str], env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
     """Start a server process, wait until it answers; its base URL. Stopped on the way out."""
-    log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(proc, base, Path(log.name))
+        _wait_until_up(proc, base, log_path)
         yield base
     finally:
         proc.send_signal(signal.SIGINT)
@@ -386,8 +387,6 @@ def server(name: str, argv: list[str], env: dict[str, str], port: int) -> Iterat
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
-        Path(log.name).unlink()
 
 
 def _wait_until_up(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
@@ -395,10 +394,12 @@ def _wait_until_up(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError):
+        try:
             with urllib.request.urlopen(f"{base}/openapi.json", timeout=1) as response:
                 if response.status == 200:
                     return
+        except OSError:
+            pass
         time.sleep(0.2)
     raise SystemExit(f"server at {base} did not start:\n{log.read_text()[-3000:]}")
 
@@ -491,14 +492,14 @@ def bench_env(secret: str, database_url: str, prefix: str, redis_url: str) -> di
 def measure_ceiling(env: dict[str, str], workdir: Path, opts: Options) -> WrkResult:
     port = free_port()
     argv = [sys.executable, str(ROOT / "benchmarks" / "ceiling_app.py"), "--port", str(port)]
-    with server("ceiling", argv, env, port) as base:
+    with server(argv, env, port, workdir / "ceiling.log") as base:
         return load("ceiling", base, workdir, env["STRIPE_WEBHOOK_SECRET"], opts)[-1]
 
 
 def measure_platform(env: dict[str, str], workdir: Path, opts: Options) -> WrkResult:
     port = free_port()
     argv = [str(BIN / "billing"), "api", "--host", "127.0.0.1", "--port", str(port)]
-    with server("platform", argv, env, port) as base:
+    with server(argv, env, port, workdir / "platform.log") as base:
         results = load("platform", base, workdir, env["STRIPE_WEBHOOK_SECRET"], opts)
         time.sleep(1)  # let requests in flight when wrk stopped finish
     check_nothing_lost(results, count_rows(env["DATABASE_URL"]))

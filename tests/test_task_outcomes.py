@@ -1,0 +1,203 @@
+"""How a `stripe.<type>` task settles its row: processed, retried, failed, skipped.
+
+The tasks run in this process (`Task.apply`) against the real database, with a handler of
+the test's own put in the registry; no worker sees these rows because nothing publishes them.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import stripe
+from sqlalchemy import select
+
+from db.models import WebhookEvent
+from db.session import new_session
+from tasks.events import registry
+from tasks.events.tasks import EVENT_TASKS
+from tests.support.events import make_event, store_directly, stored
+
+
+def run_task(event_type: str, row_id: int) -> None:
+    EVENT_TASKS[event_type].apply(args=[row_id])
+
+
+def test_a_handler_effect_and_the_processed_status_commit_together(monkeypatch):
+    seen: list[str] = []
+
+    def handler(session, event):
+        # The handler runs inside the transaction that will mark its row processed.
+        status = session.scalar(select(WebhookEvent.status).where(WebhookEvent.id == event.row_id))
+        seen.append(status)
+
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", handler)
+    event = make_event("invoice.paid")
+    row_id = store_directly(event)
+
+    run_task("invoice.paid", row_id)
+
+    row = stored(event["id"])
+    assert seen == ["processing"]
+    assert (row.status, row.attempts, row.last_error) == ("processed", 1, None)
+
+
+def test_bad_data_fails_the_row_at_once_with_its_error(monkeypatch):
+    calls = []
+
+    def handler(session, event):
+        calls.append(event.id)
+        raise ValueError("invoice has no lines")
+
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", handler)
+    event = make_event("invoice.paid")
+    row_id = store_directly(event)
+
+    run_task("invoice.paid", row_id)
+
+    row = stored(event["id"])
+    assert len(calls) == 1
+    assert row.status == "failed"
+    assert row.last_error == "ValueError: invoice has no lines"
+    assert row.processed_at is None
+
+
+def test_a_failed_handler_leaves_none_of_its_writes(monkeypatch):
+    def handler(session, event):
+        session.execute(
+            WebhookEvent.__table__.update()
+            .where(WebhookEvent.id == event.row_id)
+            .values(api_version="written-by-the-failing-handler")
+        )
+        raise ValueError("boom")
+
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", handler)
+    event = make_event("invoice.paid")
+    row_id = store_directly(event)
+
+    run_task("invoice.paid", row_id)
+
+    row = stored(event["id"])
+    assert row.status == "failed"
+    assert row.api_version == event["api_version"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.OperationalError("server closed the connection unexpectedly"),
+        stripe.RateLimitError("Too many requests", http_status=429),
+        stripe.APIError("Stripe is having trouble", http_status=503),
+        stripe.APIConnectionError("Could not connect to Stripe"),
+        ConnectionResetError("reset by peer"),
+    ],
+    ids=["db-lost", "stripe-429", "stripe-503", "stripe-unreachable", "socket-reset"],
+)
+def test_a_transient_error_is_retried_until_it_succeeds(monkeypatch, error):
+    failures = [error, error]
+
+    def handler(session, event):
+        if failures:
+            raise failures.pop()
+
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", handler)
+    event = make_event("invoice.paid")
+    row_id = store_directly(event)
+
+    run_task("invoice.paid", row_id)
+
+    row = stored(event["id"])
+    assert row.status == "processed"
+    assert row.attempts == 3
+    assert row.last_error is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        stripe.InvalidRequestError("No such customer: 'cus_x'", param="id", http_status=404),
+        stripe.AuthenticationError("Invalid API key", http_status=401),
+        KeyError("subscription"),
+    ],
+    ids=["stripe-404", "stripe-auth", "bad-data"],
+)
+def test_a_permanent_error_is_not_retried(monkeypatch, error):
+    calls = []
+
+    def handler(session, event):
+        calls.append(1)
+        raise error
+
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", handler)
+    event = make_event("invoice.paid")
+    run_task("invoice.paid", store_directly(event))
+
+    assert len(calls) == 1
+    assert stored(event["id"]).status == "failed"
+
+
+def test_retries_run_out_and_fail_the_row(monkeypatch):
+    monkeypatch.setattr(EVENT_TASKS["invoice.paid"], "max_retries", 2)
+
+    def handler(session, event):
+        raise stripe.APIConnectionError("Could not connect to Stripe")
+
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", handler)
+    event = make_event("invoice.paid")
+    run_task("invoice.paid", store_directly(event))
+
+    row = stored(event["id"])
+    assert row.status == "failed"
+    assert row.attempts == 3
+    assert "Could not connect to Stripe" in row.last_error
+
+
+@pytest.mark.parametrize("status", ["processed", "failed", "ignored"])
+def test_a_settled_row_is_not_run_again_by_a_late_message(monkeypatch, status):
+    calls = []
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, e: calls.append(e.id))
+    event = make_event("invoice.paid")
+    row_id = store_directly(event, status=status)
+
+    run_task("invoice.paid", row_id)
+
+    assert calls == []
+    assert stored(event["id"]).status == status
+
+
+def test_a_row_locked_by_a_live_worker_is_skipped(monkeypatch):
+    calls = []
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, e: calls.append(e.id))
+    event = make_event("invoice.paid")
+    row_id = store_directly(event, status="processing", attempts=1)
+
+    with new_session() as holder, holder.begin():
+        holder.execute(select(WebhookEvent).where(WebhookEvent.id == row_id).with_for_update())
+        run_task("invoice.paid", row_id)
+
+    assert calls == []
+    assert stored(event["id"]).attempts == 1
+
+
+def test_a_claim_left_by_a_dead_worker_is_taken_over(monkeypatch):
+    calls = []
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, e: calls.append(e.id))
+    event = make_event("invoice.paid")
+    row_id = store_directly(event, status="processing", attempts=1)
+
+    run_task("invoice.paid", row_id)
+
+    row = stored(event["id"])
+    assert calls == [event["id"]]
+    assert (row.status, row.attempts) == ("processed", 2)
+
+
+def test_a_replayed_type_that_is_no_longer_handled_ends_ignored():
+    from db.session import transaction
+    from tasks.events.processing import Outcome, apply, claim
+
+    event = make_event("plan.created")
+    row_id = store_directly(event, status="queued")
+    with transaction() as session:
+        taken = claim(session, row_id=row_id)
+    assert apply(row_id=row_id, attempt=taken.attempt) == Outcome.IGNORED
+    assert stored(event["id"]).status == "ignored"
