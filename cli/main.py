@@ -99,6 +99,27 @@ def upgrade() -> None:
     click.echo("database is up to date")
 
 
+@main.group()
+def emails() -> None:
+    """Email templates."""
+
+
+@emails.command()
+@click.option(
+    "--out",
+    "out_dir",
+    default="var/email-preview",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+def preview(out_dir: Path) -> None:
+    """Render every email with sample data into HTML and text files."""
+    from emails.preview import write_previews
+
+    index = write_previews(_settings(), out_dir)
+    click.echo(f"open {index}")
+
+
 @main.command()
 @click.argument("event_id")
 def replay(event_id: str) -> None:

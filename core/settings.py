@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     smtp_url: str = ""
     email_from: str = "billing@localhost"
     admin_emails: str = ""
+    product_name: str = "Example SaaS"
+    support_email: str = ""
+    email_max_retries: int = Field(default=6, ge=0)
 
     sentry_dsn: str = ""
     release: str = ""
@@ -70,6 +73,13 @@ class Settings(BaseSettings):
     def _reconcile_at_is_hh_mm(cls, value: str) -> str:
         if not _HH_MM.match(value):
             raise ValueError("RECONCILE_AT must be HH:MM in UTC, such as 03:00.")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("smtp://", "smtp+starttls://", "smtps://")):
+            raise ValueError("SMTP_URL must start with smtp://, smtp+starttls:// or smtps://.")
         return value
 
     @field_validator("database_url")
@@ -102,6 +112,14 @@ class Settings(BaseSettings):
     def webhook_secrets(self) -> tuple[str, ...]:
         """Every configured signing secret; during a rotation any of them may sign a delivery."""
         return tuple(s.strip() for s in self.stripe_webhook_secret.split(",") if s.strip())
+
+    @property
+    def admin_addresses(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.admin_emails.split(",") if a.strip())
+
+    @property
+    def support_address(self) -> str:
+        return self.support_email or self.email_from
 
     @property
     def stripe_secret_key(self) -> str:

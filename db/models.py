@@ -74,3 +74,39 @@ class WebhookEvent(Base):
             postgresql_where=text(f"status IN ({_pending_list})"),
         ),
     )
+
+
+class EmailStatus(enum.StrEnum):
+    PENDING = "pending"  # stored; `emails.send` has not delivered it yet
+    SENT = "sent"  # the SMTP server accepted it
+    FAILED = "failed"  # a permanent refusal, or retries ran out
+
+
+class EmailLog(Base):
+    """One email the platform decided to send. The idempotency key makes a second request
+    for the same email (a retried task, a duplicate event) a no-op."""
+
+    __tablename__ = "email_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(Text, unique=True)  # `receipt:in_...`
+    template: Mapped[str] = mapped_column(Text)
+    recipients: Mapped[list[str]] = mapped_column(JSONB)
+    context: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    subject: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default=EmailStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    smtp_response: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'sent', 'failed')", name="ck_email_log_status"
+        ),
+        Index("ix_email_log_pending", "id", postgresql_where=text("status = 'pending'")),
+    )

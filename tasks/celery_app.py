@@ -60,6 +60,10 @@ def configure(app: Celery, settings: Settings) -> None:
                 "task": "billing.sweep_unprocessed_events",
                 "schedule": float(settings.sweep_interval_seconds),
             },
+            "sweep-pending-emails": {
+                "task": "emails.sweep_pending",
+                "schedule": float(settings.sweep_interval_seconds),
+            },
         },
         timezone="UTC",
         enable_utc=True,
@@ -73,7 +77,7 @@ def publisher_app(settings: Settings) -> Celery:
     return publisher
 
 
-app = Celery("billing", include=["tasks.events.tasks", "tasks.events.outbox"])
+app = Celery("billing", include=["tasks.events.tasks", "tasks.events.outbox", "tasks.emails"])
 configure(app, get_settings())
 
 

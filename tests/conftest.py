@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.processes import ApiProcess, WorkerProcess
+from tests.support.processes import ApiProcess, WorkerProcess, free_port
+from tests.support.smtp import RecordingHandler, start_smtp_server
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -27,6 +28,7 @@ ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1
 DATABASE_NAME = f"billing_test_{RUN_ID}"
 SERVER_URL = ADMIN_URL.rsplit("/", 1)[0]
 
+SMTP_PORT = free_port()
 WEBHOOK_SECRET = "whsec_test_current"
 ROTATED_SECRET = "whsec_test_previous"
 ADMIN_TOKEN = "test-admin-token"
@@ -42,6 +44,10 @@ os.environ.update(
     STRIPE_SECRET_KEY_LIVE="",
     STRIPE_API_BASE="",
     SENTRY_DSN="",
+    SMTP_URL=f"smtp://127.0.0.1:{SMTP_PORT}",
+    EMAIL_FROM="billing@example.com",
+    ADMIN_EMAILS="ops@example.com,cfo@example.com",
+    PRODUCT_NAME="Example SaaS",
 )
 
 
@@ -77,6 +83,14 @@ def settings() -> Settings:
     from core.settings import get_settings
 
     return get_settings()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[RecordingHandler]:
+    """The SMTP server at SMTP_URL; what it received, by recipient."""
+    controller, handler = start_smtp_server(SMTP_PORT)
+    yield handler
+    controller.stop()
 
 
 @pytest.fixture(scope="session")

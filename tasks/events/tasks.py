@@ -22,22 +22,31 @@ RETRY_BACKOFF_FACTOR_SECONDS = 2
 RETRY_BACKOFF_MAX_SECONDS = 600
 
 
+def retry_delay(retries: int) -> int:
+    return get_exponential_backoff_interval(
+        factor=RETRY_BACKOFF_FACTOR_SECONDS,
+        retries=retries,
+        maximum=RETRY_BACKOFF_MAX_SECONDS,
+        full_jitter=True,
+    )
+
+
 def process_stored_event(task: Task, row_id: int) -> str:
     """Claim the row, apply its handler, and settle its status; retry only transient errors."""
-    with transaction() as session:
-        claim = processing.claim(session, row_id=row_id)
+    try:
+        with transaction() as session:
+            claim = processing.claim(session, row_id=row_id)
+    except Exception as exc:
+        if is_transient(exc) and task.request.retries < task.max_retries:
+            raise task.retry(exc=exc, countdown=retry_delay(task.request.retries)) from exc
+        raise  # the row is untouched; the sweep will offer it again
     if claim is None:
         return Outcome.SKIPPED
     try:
         return processing.apply(row_id=row_id, attempt=claim.attempt)
     except Exception as exc:
         if is_transient(exc) and task.request.retries < task.max_retries:
-            delay = get_exponential_backoff_interval(
-                factor=RETRY_BACKOFF_FACTOR_SECONDS,
-                retries=task.request.retries,
-                maximum=RETRY_BACKOFF_MAX_SECONDS,
-                full_jitter=True,
-            )
+            delay = retry_delay(task.request.retries)
             log.warning("event row %s: transient error, retry in %ss: %s", row_id, delay, exc)
             processing.mark_retrying(row_id=row_id, error=exc, delay_seconds=delay)
             raise task.retry(exc=exc, countdown=delay) from exc

@@ -1,0 +1,156 @@
+"""Deliver a rendered email over SMTP: plain, STARTTLS or SMTPS, with login when given.
+
+SMTP_URL forms: `smtp://host:port` (plain), `smtp+starttls://user:pass@host:587`,
+`smtps://user:pass@host:465` (TLS from the first byte).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from emails.rendering import RenderedEmail
+
+Security = Literal["plain", "starttls", "ssl"]
+# Fold only past SMTP's hard limit: Python folds a bracketed subject ("[Acme] ...") before
+# its first word, which mail clients then show with a leading space.
+MESSAGE_POLICY = SMTP_POLICY.clone(max_line_length=998)
+_SCHEMES: dict[str, tuple[Security, int]] = {
+    "smtp": ("plain", 25),
+    "smtp+starttls": ("starttls", 587),
+    "smtps": ("ssl", 465),
+}
+TIMEOUT_SECONDS = 15
+
+
+class DeliveryError(Exception):
+    """The server (or the network) refused the message. `transient`: worth trying again."""
+
+    def __init__(self, message: str, *, transient: bool, smtp_code: int | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.smtp_code = smtp_code
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: Security
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpConfig:
+        parts = urlsplit(url)
+        security, default_port = _SCHEMES[parts.scheme]
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or default_port,
+            security=security,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+def build_message(
+    rendered: RenderedEmail, *, sender: str, recipients: list[str], idempotency_key: str
+) -> EmailMessage:
+    """A multipart/alternative message: the text part first, the HTML part preferred."""
+    message = EmailMessage(policy=MESSAGE_POLICY)
+    message["Subject"] = rendered.subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = formatdate(usegmt=True)
+    # Derived from the idempotency key, so even a resend after a crash reads as the same
+    # message to the receiving side.
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    domain = sender.rpartition("@")[2] or "localhost"
+    message["Message-ID"] = f"<{digest}@{domain}>"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+def deliver(config: SmtpConfig, message: EmailMessage, recipients: list[str]) -> str:
+    """Send the message; the server's answer to DATA (`250 2.0.0 Ok: queued as ...`)."""
+    try:
+        with _connect(config) as smtp:
+            return _transact(smtp, message, recipients)
+    except smtplib.SMTPRecipientsRefused as exc:
+        answers = list(exc.recipients.values())
+        codes = [code for code, _ in answers]
+        raise DeliveryError(
+            "every recipient refused: " + "; ".join(f"{c} {_text(m)}" for c, m in answers),
+            transient=any(400 <= code < 500 for code in codes),
+            smtp_code=codes[0] if codes else None,
+        ) from None
+    except smtplib.SMTPResponseException as exc:
+        text = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
+        raise DeliveryError(
+            f"{exc.smtp_code} {text}", transient=400 <= exc.smtp_code < 500, smtp_code=exc.smtp_code
+        ) from None
+    except smtplib.SMTPNotSupportedError as exc:
+        raise DeliveryError(f"server does not support it: {exc}", transient=False) from None
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:  # refused, reset, timed out
+        raise DeliveryError(f"{type(exc).__name__}: {exc}", transient=True) from None
+
+
+def _text(answer: bytes | str) -> str:
+    return answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
+
+
+def _connect(config: SmtpConfig) -> smtplib.SMTP:
+    context = ssl.create_default_context()
+    if config.security == "ssl":
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+            config.host, config.port, timeout=TIMEOUT_SECONDS, context=context
+        )
+    else:
+        smtp = smtplib.SMTP(config.host, config.port, timeout=TIMEOUT_SECONDS)
+    try:
+        smtp.ehlo()
+        if config.security == "starttls":
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if config.username:
+            smtp.login(config.username, config.password or "")
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _transact(smtp: smtplib.SMTP, message: EmailMessage, recipients: list[str]) -> str:
+    """MAIL, RCPT for each recipient, DATA: smtplib's own steps, keeping DATA's answer."""
+    sender = str(message["From"])
+    code, answer = smtp.mail(sender)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, answer, sender)
+    refused = {}
+    for recipient in recipients:
+        code, answer = smtp.rcpt(recipient)
+        if code not in (250, 251):
+            refused[recipient] = (code, answer)
+    if len(refused) == len(recipients):
+        smtp.rset()
+        raise smtplib.SMTPRecipientsRefused(refused)
+    code, answer = smtp.data(message.as_bytes())
+    if code != 250:
+        raise smtplib.SMTPDataError(code, answer)
+    response = f"{code} {answer.decode(errors='replace')}"
+    if refused:
+        response += f"; refused: {sorted(c for c, _ in refused.values())}"
+    return response

@@ -1,0 +1,168 @@
+"""Email as an outbox: a handler queues a row in its own transaction, `emails.send`
+delivers it after the commit, and the idempotency key makes every repeat a no-op."""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import lru_cache
+from typing import Any
+
+import sentry_sdk
+from celery import Task
+from sqlalchemy import event, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from core.observability import redact_email
+from core.settings import get_settings
+from db.models import EmailLog, EmailStatus
+from db.session import transaction
+from emails.rendering import EmailRenderer
+from emails.smtp import DeliveryError, SmtpConfig, build_message, deliver
+from tasks.celery_app import app
+from tasks.events.tasks import retry_delay
+
+log = logging.getLogger(__name__)
+
+SEND_TASK = "emails.send"
+_AFTER_COMMIT = "emails_to_publish"
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+SWEEP_BATCH_SIZE = 500
+
+
+def queue_email(
+    session: Session, *, key: str, template: str, recipients: list[str], context: dict[str, Any]
+) -> int | None:
+    """Store an email to send once the caller commits; None if this key was queued before."""
+    row_id = session.execute(
+        insert(EmailLog)
+        .values(idempotency_key=key, template=template, recipients=recipients, context=context)
+        .on_conflict_do_nothing(index_elements=[EmailLog.idempotency_key])
+        .returning(EmailLog.id)
+    ).scalar_one_or_none()
+    if row_id is not None:
+        pending: list[int] = session.info.setdefault(_AFTER_COMMIT, [])
+        if not pending:
+            event.listen(session, "after_commit", _publish_after_commit, once=True)
+            event.listen(session, "after_rollback", _forget_after_rollback, once=True)
+        pending.append(row_id)
+    return row_id
+
+
+def _publish_after_commit(session: Session) -> None:
+    for row_id in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            app.send_task(SEND_TASK, args=[row_id])
+        except Exception as exc:  # the row is pending; the email sweep sends it later
+            log.warning("email %s left for the sweep: %s", row_id, exc)
+
+
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+
+
+def redact_addresses(text_with_addresses: str) -> str:
+    return _ADDRESS.sub(lambda m: redact_email(m.group(0)), text_with_addresses)
+
+
+@lru_cache(maxsize=1)
+def _renderer() -> EmailRenderer:
+    return EmailRenderer(get_settings())
+
+
+@app.task(name=SEND_TASK, bind=True, max_retries=get_settings().email_max_retries)
+def send_email(self: Task, email_log_id: int) -> str:
+    """Render and deliver one email_log row, once; retry temporary SMTP failures."""
+    settings = get_settings()
+    retry_in: float | None = None
+    with transaction() as session:
+        # The row stays locked while the server talks, so a duplicate task skips it.
+        row = session.execute(
+            select(EmailLog).where(EmailLog.id == email_log_id).with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
+        if row is None or row.status != EmailStatus.PENDING:
+            return "skipped"
+        row.attempts += 1
+        try:
+            if not settings.smtp_url:
+                raise DeliveryError("SMTP_URL is not set", transient=False)
+            rendered = _renderer().render(row.template, row.context)
+            row.subject = rendered.subject
+            message = build_message(
+                rendered,
+                sender=settings.email_from,
+                recipients=row.recipients,
+                idempotency_key=row.idempotency_key,
+            )
+            row.smtp_response = deliver(
+                SmtpConfig.from_url(settings.smtp_url), message, row.recipients
+            )
+        except DeliveryError as exc:
+            row.last_error = str(exc)
+            if exc.transient and self.request.retries < self.max_retries:
+                retry_in = retry_delay(self.request.retries)
+                row.enqueued_at = func.now() + text(f"interval '{int(retry_in)} seconds'")
+            else:
+                _fail(row, exc)
+        except Exception as exc:  # a template or data error: sending again will not help
+            row.last_error = f"{type(exc).__name__}: {exc}"
+            _fail(row, exc)
+        else:
+            row.status = EmailStatus.SENT
+            row.sent_at = func.now()
+            row.last_error = None
+            log.info("email %s (%s) sent to %s", row.id, row.template, _who(row.recipients))
+        status, error = row.status, row.last_error
+    if retry_in is not None:
+        log.warning(
+            "email %s: temporary failure, retry in %ss: %s",
+            email_log_id,
+            retry_in,
+            redact_addresses(error or ""),
+        )
+        raise self.retry(countdown=retry_in)
+    return status
+
+
+def _fail(row: EmailLog, exc: BaseException) -> None:
+    row.status = EmailStatus.FAILED
+    detail = redact_addresses(row.last_error or "")
+    log.error("email %s (%s) to %s failed: %s", row.id, row.template, _who(row.recipients), detail)
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("email_template", row.template)
+        scope.set_tag("email_key", row.idempotency_key)
+        sentry_sdk.capture_message(f"email {row.id} ({row.template}) failed: {detail}", "error")
+
+
+def _who(recipients: list[str]) -> str:
+    return ", ".join(redact_email(r) for r in recipients)
+
+
+@app.task(name="emails.sweep_pending", ignore_result=True)
+def sweep_pending_emails(stale_after_seconds: int | None = None) -> int:
+    """Publish again pending emails whose message was lost (broker down after the commit)."""
+    stale_after = stale_after_seconds
+    if stale_after is None:
+        stale_after = get_settings().sweep_stale_after_seconds
+    last_touched = func.greatest(EmailLog.created_at, EmailLog.enqueued_at)
+    with transaction() as session:
+        stale = (
+            select(EmailLog.id)
+            .where(
+                EmailLog.status == EmailStatus.PENDING,
+                last_touched < func.now() - text(f"interval '{int(stale_after)} seconds'"),
+            )
+            .order_by(EmailLog.id)
+            .limit(SWEEP_BATCH_SIZE)
+            .with_for_update(skip_locked=True)
+        )
+        row_ids = session.scalars(
+            update(EmailLog)
+            .where(EmailLog.id.in_(stale.scalar_subquery()))
+            .values(enqueued_at=func.now())
+            .returning(EmailLog.id)
+        ).all()
+    for row_id in row_ids:
+        app.send_task(SEND_TASK, args=[row_id])
+    return len(row_ids)
