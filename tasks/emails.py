@@ -131,7 +131,7 @@ def _fail(row: EmailLog, exc: BaseException) -> None:
     log.error("email %s (%s) to %s failed: %s", row.id, row.template, _who(row.recipients), detail)
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("email_template", row.template)
-        scope.set_tag("email_key", row.idempotency_key)
+        scope.set_tag("email_key", redact_addresses(row.idempotency_key))
         sentry_sdk.capture_message(f"email {row.id} ({row.template}) failed: {detail}", "error")
 
 

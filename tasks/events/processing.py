@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
-import sentry_sdk
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
@@ -38,6 +37,7 @@ class Outcome(StrEnum):
 class Claim:
     attempt: int
     event_type: str
+    stripe_event_id: str
 
 
 def claim(session: Session, *, row_id: int) -> Claim | None:
@@ -53,7 +53,7 @@ def claim(session: Session, *, row_id: int) -> Claim | None:
     row.attempts += 1
     row.claimed_at = func.now()
     session.flush()
-    return Claim(attempt=row.attempts, event_type=row.type)
+    return Claim(attempt=row.attempts, event_type=row.type, stripe_event_id=row.stripe_event_id)
 
 
 def lock_customer(session: Session, customer_id: str) -> None:
@@ -77,10 +77,7 @@ def apply(*, row_id: int, attempt: int) -> Outcome:
             event = StripeEvent.from_row(row)
             if event.customer_id:
                 lock_customer(session, event.customer_id)
-            with sentry_sdk.new_scope() as scope:
-                scope.set_tag("stripe_event_id", event.id)
-                scope.set_tag("stripe_event_type", event.type)
-                handler(session, event)
+            handler(session, event)
         row.status = EventStatus.PROCESSED if handler else EventStatus.IGNORED
         row.processed_at = func.now()
         row.last_error = None

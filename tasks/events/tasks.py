@@ -42,6 +42,9 @@ def process_stored_event(task: Task, row_id: int) -> str:
         raise  # the row is untouched; the sweep will offer it again
     if claim is None:
         return Outcome.SKIPPED
+    # Sentry's Celery integration gives each task its own scope; these tags mark its reports.
+    sentry_sdk.set_tag("stripe_event_id", claim.stripe_event_id)
+    sentry_sdk.set_tag("stripe_event_type", claim.event_type)
     try:
         return processing.apply(row_id=row_id, attempt=claim.attempt)
     except Exception as exc:
