@@ -21,7 +21,7 @@ from db.session import transaction
 from emails.rendering import EmailRenderer
 from emails.smtp import DeliveryError, SmtpConfig, build_message, deliver
 from tasks.celery_app import app
-from tasks.events.tasks import retry_delay
+from tasks.transient import retry_delay
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Which failures are worth retrying: lost connections and timeouts, never bad data."""
+"""Which failures are worth retrying (lost connections and timeouts, never bad data), and
+how long to wait before the next try."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import psycopg
 import redis.exceptions
 import sqlalchemy.exc
 import stripe
+from celery.utils.time import get_exponential_backoff_interval
+
+RETRY_BACKOFF_FACTOR_SECONDS = 2
+RETRY_BACKOFF_MAX_SECONDS = 600
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -32,4 +37,14 @@ def is_transient(exc: BaseException) -> bool:
         | ConnectionError
         | TimeoutError
         | socket.timeout,
+    )
+
+
+def retry_delay(retries: int) -> int:
+    """Exponential backoff with full jitter: 0-2 s, 0-4 s, 0-8 s, ... capped at ten minutes."""
+    return get_exponential_backoff_interval(
+        factor=RETRY_BACKOFF_FACTOR_SECONDS,
+        retries=retries,
+        maximum=RETRY_BACKOFF_MAX_SECONDS,
+        full_jitter=True,
     )

@@ -6,7 +6,6 @@ import logging
 
 import sentry_sdk
 from celery import Task
-from celery.utils.time import get_exponential_backoff_interval
 
 from core.settings import get_settings
 from db.session import transaction
@@ -14,21 +13,9 @@ from tasks.celery_app import app
 from tasks.events import processing
 from tasks.events.processing import Outcome
 from tasks.events.registry import HANDLERS, task_name
-from tasks.transient import is_transient
+from tasks.transient import is_transient, retry_delay
 
 log = logging.getLogger(__name__)
-
-RETRY_BACKOFF_FACTOR_SECONDS = 2
-RETRY_BACKOFF_MAX_SECONDS = 600
-
-
-def retry_delay(retries: int) -> int:
-    return get_exponential_backoff_interval(
-        factor=RETRY_BACKOFF_FACTOR_SECONDS,
-        retries=retries,
-        maximum=RETRY_BACKOFF_MAX_SECONDS,
-        full_jitter=True,
-    )
 
 
 def process_stored_event(task: Task, row_id: int) -> str:
