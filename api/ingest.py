@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -25,8 +24,8 @@ INSERT INTO webhook_events
      processed_at)
 SELECT e.id, e.type, e.api_version, e.livemode, e.account, to_timestamp(e.created),
        e.payload::jsonb, e.status, CASE WHEN e.status = 'ignored' THEN now() END
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::bool[], %s::text[], %s::bigint[],
-            %s::text[], %s::text[])
+FROM unnest(%b::text[], %b::text[], %b::text[], %b::bool[], %b::text[], %b::bigint[],
+            %b::text[], %b::text[])
      AS e(id, type, api_version, livemode, account, created, payload, status)
 ON CONFLICT (stripe_event_id) DO NOTHING
 RETURNING id, stripe_event_id
@@ -136,23 +135,16 @@ class EventStore:
                 future.set_result(result)
 
     async def _insert(self, events: list[IncomingEvent]) -> list[Stored]:
-        columns: list[list[Any]] = [[] for _ in range(8)]
-        for e in events:
-            for column, value in zip(
-                columns,
-                (
-                    e.stripe_event_id,
-                    e.type,
-                    e.api_version,
-                    e.livemode,
-                    e.account,
-                    e.created,
-                    e.payload,
-                    e.status,
-                ),
-                strict=True,
-            ):
-                column.append(value)
+        columns = (
+            [e.stripe_event_id for e in events],
+            [e.type for e in events],
+            [e.api_version for e in events],
+            [e.livemode for e in events],
+            [e.account for e in events],
+            [e.created for e in events],
+            [e.payload for e in events],
+            [e.status for e in events],
+        )
         async with self._pool.connection(timeout=self._timeout) as conn, conn.transaction():
             cursor = await conn.execute(INSERT_EVENTS, columns)
             inserted = {stripe_id: row_id for row_id, stripe_id in await cursor.fetchall()}

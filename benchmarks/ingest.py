@@ -2,6 +2,8 @@
 
 Command (from the repository root; PostgreSQL and Redis running locally, wrk installed):
 
+    make bench
+
     .venv/bin/python benchmarks/ingest.py [--duration 20] [--connections 16] [--threads 2]
                                           [--events N] [--warmup 3]
 
@@ -53,7 +55,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LUA_SCRIPT = Path(__file__).with_name("replay.lua")
 WEBHOOK_PATH = "/api/stripe/webhook"
-RATE_ALLOWANCE = 7_000  # events/s either side could reach here, to size the event pool
+WARMUP_RATE_ALLOWANCE = 10_000  # events/s, to size the warm-up's events
+HEADROOM = 2.0  # measured-run events = warm-up rate x duration x this
+VARIANTS = 64
+SERIAL_MARK = "@" * 20  # in the templates; each event's serial (tag + number) replaces it
+PHASE_SERIALS = 10**9  # the measured run's serials start here, above the warm-up's
+RUN_TAG = secrets.token_hex(4)  # with a serial number, makes the event ids of this run
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 25.0
 
@@ -96,14 +103,21 @@ def parse_options() -> Options:
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per side")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--events", type=int, default=0, help="events per measured run")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=0,
+        help="events per measured run (default: warm-up rate x duration x 2)",
+    )
     args = parser.parse_args()
+    if min(args.duration, args.warmup, args.connections, args.threads) < 1:
+        parser.error("--duration, --warmup, --connections and --threads must be at least 1")
     return Options(
         duration=args.duration,
         warmup=args.warmup,
         connections=args.connections,
         threads=args.threads,
-        events=args.events or args.duration * RATE_ALLOWANCE,
+        events=args.events,
         pg_admin_url=os.environ.get(
             "BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
@@ -288,23 +302,36 @@ def _invoice(ids: dict[str, str], i: int, now: int) -> dict[str, object]:
     }
 
 
-def invoice_paid_event(tag: str, i: int, now: int) -> bytes:
-    """One `invoice.paid` event of about 4 KB, every id in it unique to (tag, i)."""
+def invoice_paid_event(serial: str, variant: int, now: int) -> bytes:
+    """One `invoice.paid` event of about 4 KB; every Stripe id in it ends with `serial`."""
     prefixes = ("invoice", "in"), ("charge", "ch"), ("customer", "cus"), ("line", "il")
     prefixes += ("subscription", "sub"), ("subscription_item", "si"), ("payment_intent", "pi")
-    ids = {name: f"{prefix}_{tag}{i:012d}" for name, prefix in prefixes}
+    ids = {name: f"{prefix}_{serial}" for name, prefix in prefixes}
     event = {
-        "id": f"evt_{tag}{i:012d}",
+        "id": f"evt_{serial}",
         "object": "event",
         "api_version": "2024-06-20",
         "created": now,
-        "data": {"object": _invoice(ids, i, now)},
+        "data": {"object": _invoice(ids, variant, now)},
         "livemode": False,
         "pending_webhooks": 1,
         "request": {"id": None, "idempotency_key": None},
         "type": "invoice.paid",
     }
     return orjson.dumps(event)
+
+
+def event_bodies(first: int, count: int) -> Iterator[bytes]:
+    """`count` distinct events: a few dozen invoice variants, each id made unique per event.
+
+    Building one dict per event would make generation, not the servers, the slow part, so
+    the variants are rendered once with a placeholder serial that each event replaces.
+    """
+    now = int(time.time())
+    templates = [invoice_paid_event(SERIAL_MARK, v, now) for v in range(VARIANTS)]
+    for i in range(first, first + count):
+        serial = b"%s%012d" % (RUN_TAG.encode(), i)
+        yield templates[i % VARIANTS].replace(SERIAL_MARK.encode(), serial)
 
 
 def raw_request(body: bytes, secret: str) -> bytes:
@@ -319,15 +346,14 @@ def raw_request(body: bytes, secret: str) -> bytes:
     return head.encode() + body
 
 
-def write_requests(directory: Path, count: int, slices: int, secret: str) -> float:
-    """`count` signed requests split into one file per wrk thread; the mean body size."""
+def write_requests(directory: Path, first: int, count: int, slices: int, secret: str) -> float:
+    """Events first..first+count-1, signed, one file per wrk thread; the mean body size."""
     directory.mkdir(parents=True)
-    tag, now, total = secrets.token_hex(4), int(time.time()), 0
-    per_slice = -(-count // slices)
+    total, per_slice = 0, -(-count // slices)
     for s in range(slices):
+        start = first + s * per_slice
         with (directory / f"slice-{s}.req").open("wb") as out:
-            for i in range(s * per_slice, min(count, (s + 1) * per_slice)):
-                body = invoice_paid_event(tag, i, now)
+            for body in event_bodies(start, min(per_slice, first + count - start)):
                 total += len(body)
                 request = raw_request(body, secret)
                 out.write(b"%d\n%s" % (len(request), request))
@@ -456,23 +482,34 @@ def run_wrk(url: str, requests_dir: Path, seconds: int, opts: Options) -> WrkRes
     )
 
 
-def load(name: str, base: str, workdir: Path, secret: str, opts: Options) -> list[WrkResult]:
-    """A warm-up run then the measured run, each on events of its own; both results."""
-    results = []
-    for phase, seconds, count in (
-        ("warmup", opts.warmup, opts.warmup * RATE_ALLOWANCE),
-        ("measured", opts.duration, opts.events),
-    ):
-        if seconds <= 0:
-            continue
-        directory = workdir / f"{name}-{phase}"
-        size = write_requests(directory, count, opts.threads, secret)
-        print(f"  {name} {phase}: {count} events of {size:,.0f} B mean, {seconds} s", flush=True)
-        results.append(run_wrk(base + WEBHOOK_PATH, directory, seconds, opts))
-        shutil.rmtree(directory)
-        if results[-1].wraps:
-            print(f"  warning: the {name} {phase} run sent some events twice; raise --events")
-    return results
+@dataclass(frozen=True)
+class Side:
+    name: str
+    base: str  # the server's URL
+    secret: str
+    workdir: Path
+
+
+def load(side: Side, opts: Options) -> list[WrkResult]:
+    """A warm-up run, then the measured run on as many new events as it can use; both."""
+    warmup_events = opts.warmup * WARMUP_RATE_ALLOWANCE
+    warmup = drive(side, "warm-up", 0, warmup_events, opts.warmup, opts)
+    events = opts.events or int(warmup.rate * opts.duration * HEADROOM) + 1000
+    return [warmup, drive(side, "measured", PHASE_SERIALS, events, opts.duration, opts)]
+
+
+def drive(
+    side: Side, label: str, first: int, events: int, seconds: int, opts: Options
+) -> WrkResult:
+    """One wrk run on events first..first+events-1, generated just before (fresh timestamps)."""
+    directory = side.workdir / f"{side.name}-{label}"
+    size = write_requests(directory, first, events, opts.threads, side.secret)
+    print(f"  {side.name} {label}: {events:,} events of {size:,.0f} B, {seconds} s", flush=True)
+    result = run_wrk(side.base + WEBHOOK_PATH, directory, seconds, opts)
+    shutil.rmtree(directory)
+    if result.wraps:
+        print(f"  warning: the {side.name} {label} run sent events twice; raise --events")
+    return result
 
 
 # --- The run ------------------------------------------------------------------------------
@@ -493,14 +530,14 @@ def measure_ceiling(env: dict[str, str], workdir: Path, opts: Options) -> WrkRes
     port = free_port()
     argv = [sys.executable, str(ROOT / "benchmarks" / "ceiling_app.py"), "--port", str(port)]
     with server(argv, env, port, workdir / "ceiling.log") as base:
-        return load("ceiling", base, workdir, env["STRIPE_WEBHOOK_SECRET"], opts)[-1]
+        return load(Side("ceiling", base, env["STRIPE_WEBHOOK_SECRET"], workdir), opts)[-1]
 
 
 def measure_platform(env: dict[str, str], workdir: Path, opts: Options) -> WrkResult:
     port = free_port()
     argv = [str(BIN / "billing"), "api", "--host", "127.0.0.1", "--port", str(port)]
     with server(argv, env, port, workdir / "platform.log") as base:
-        results = load("platform", base, workdir, env["STRIPE_WEBHOOK_SECRET"], opts)
+        results = load(Side("platform", base, env["STRIPE_WEBHOOK_SECRET"], workdir), opts)
         time.sleep(1)  # let requests in flight when wrk stopped finish
     check_nothing_lost(results, count_rows(env["DATABASE_URL"]))
     return results[-1]

@@ -115,7 +115,7 @@ async def receive_stripe_webhook(request: Request) -> Response:
     except StorageUnavailable:
         return _problem(503, "Event could not be stored; deliver it again.")
     if stored.row_id is not None and event.status == "received":
-        pass  # state.dispatcher.submit(stored.row_id)
+        state.dispatcher.submit(stored.row_id)
     return _answer(
         200, {"received": True, "duplicate": stored.duplicate, "event_id": event.stripe_event_id}
     )
