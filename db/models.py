@@ -10,10 +10,12 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Identity,
     Index,
     Integer,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -98,15 +100,146 @@ class EmailLog(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
     smtp_response: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('pending', 'sent', 'failed')", name="ck_email_log_status"
-        ),
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="ck_email_log_status"),
         Index("ix_email_log_pending", "id", postgresql_where=text("status = 'pending'")),
+    )
+
+
+# --- Billing: accounts, subscriptions and their history, invoices, the credit ledger ---------
+
+
+class Account(Base):
+    """A Stripe customer and, when known, the host-application user it belongs to."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    stripe_customer_id: Mapped[str] = mapped_column(Text, unique=True)
+    user_id: Mapped[str | None] = mapped_column(Text, index=True)
+    email: Mapped[str | None] = mapped_column(Text)
+    # The plan the account's live subscription pays for; `free` without one.
+    plan: Mapped[str] = mapped_column(Text, server_default="free")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Subscription(Base):
+    """The platform's copy of a Stripe subscription, never older than `state_as_of`."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    stripe_subscription_id: Mapped[str] = mapped_column(Text, unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    status: Mapped[str] = mapped_column(Text)
+    price_id: Mapped[str | None] = mapped_column(Text)
+    plan: Mapped[str | None] = mapped_column(Text)  # None: a price the catalogue lacks
+    current_period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    current_period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_at_period_end: Mapped[bool] = mapped_column(server_default=text("false"))
+    # Stripe's `created` of the newest event (or fetch) applied: older state is skipped.
+    state_as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set when Stripe no longer knows the subscription (the reconciliation finds that).
+    missing_in_stripe_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class SubscriptionChange(Base):
+    """One change of a subscription's plan, status, cancel flag or period end, and its cause."""
+
+    __tablename__ = "subscription_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    cause: Mapped[str] = mapped_column(Text)  # `event`, `reconciliation` or `api`
+    stripe_event_id: Mapped[str | None] = mapped_column(Text)
+    # {field: [before, after]} for each field that changed; `before` is null on creation.
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(Text)
+    plan: Mapped[str | None] = mapped_column(Text)
+    price_id: Mapped[str | None] = mapped_column(Text)
+    cancel_at_period_end: Mapped[bool]
+    current_period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    state_as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint(
+            "cause IN ('event', 'reconciliation', 'api')", name="ck_subscription_changes_cause"
+        ),
+    )
+
+
+class Invoice(Base):
+    """A Stripe invoice as last seen: what was billed, its status and where to read it."""
+
+    __tablename__ = "invoices"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(Text, unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(Text)
+    number: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(Text)
+    billing_reason: Mapped[str | None] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(Text)
+    amount_due: Mapped[int] = mapped_column(BigInteger)
+    amount_paid: Mapped[int] = mapped_column(BigInteger)
+    price_id: Mapped[str | None] = mapped_column(Text)
+    plan: Mapped[str | None] = mapped_column(Text)
+    payment_intent_id: Mapped[str | None] = mapped_column(Text, index=True)
+    charge_id: Mapped[str | None] = mapped_column(Text, index=True)
+    hosted_invoice_url: Mapped[str | None] = mapped_column(Text)
+    invoice_pdf: Mapped[str | None] = mapped_column(Text)
+    period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stripe_created: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    state_as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class CreditKind(enum.StrEnum):
+    PLAN_CREDITS = "plan_credits"  # a paid subscription invoice; source: the invoice id
+    UPGRADE_CREDITS = "upgrade_credits"  # source: `<sub>:<new price>:<period start>`
+    PACK_CREDITS = "pack_credits"  # a one-time credit pack; source: the payment intent
+    REFUND = "refund"  # source: `<charge>:<amount refunded so far>`
+    DISPUTE_HOLD = "dispute_hold"  # source: the dispute id
+    DISPUTE_RELEASE = "dispute_release"  # a won dispute; source: the dispute id
+    CONSUMPTION = "consumption"  # credits spent; source: the request's idempotency key
+
+
+class CreditEntry(Base):
+    """One append-only movement of credits. The balance is the sum; nothing updates it."""
+
+    __tablename__ = "credit_ledger"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(Text)
+    source_id: Mapped[str] = mapped_column(Text)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    # The payment a grant came from, so that a refund or a dispute finds what to take back.
+    payment_intent_id: Mapped[str | None] = mapped_column(Text, index=True)
+    charge_id: Mapped[str | None] = mapped_column(Text, index=True)
+    stripe_event_id: Mapped[str | None] = mapped_column(Text)  # the event that caused it
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("kind", "source_id", name="uq_credit_ledger_kind_source"),
+        Index("ix_credit_ledger_account_id", "account_id", "id"),
     )

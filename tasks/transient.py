@@ -16,9 +16,17 @@ RETRY_BACKOFF_FACTOR_SECONDS = 2
 RETRY_BACKOFF_MAX_SECONDS = 600
 
 
+class NotYetKnown(Exception):
+    """Something the event needs has not arrived yet (say, the subscription of a first
+    invoice while Stripe cannot be asked). Retried with backoff like a lost connection."""
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for lost connections and timeouts to the database, the broker or Stripe, and for
-    Stripe's 429 and 5xx answers. A Stripe 404, a card error or bad data is permanent."""
+    """True for lost connections and timeouts to the database, the broker or Stripe, for
+    Stripe's 429 and 5xx answers, and for `NotYetKnown`. A Stripe 404, a card error or bad
+    data is permanent."""
+    if isinstance(exc, NotYetKnown):
+        return True
     if isinstance(exc, stripe.StripeError):
         if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError):
             return True

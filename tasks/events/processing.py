@@ -78,6 +78,7 @@ def apply(*, row_id: int, attempt: int) -> Outcome:
             if event.customer_id:
                 lock_customer(session, event.customer_id)
             handler(session, event)
+            log.info("handled %s %s object=%s", event.type, event.id, event.object.get("id"))
         row.status = EventStatus.PROCESSED if handler else EventStatus.IGNORED
         row.processed_at = func.now()
         row.last_error = None

@@ -13,32 +13,36 @@ from sqlalchemy.orm import Session
 
 from tasks.events.event import StripeEvent
 from tasks.events.handlers.audit_log import log_event
+from tasks.events.handlers.checkout import checkout_completed
+from tasks.events.handlers.customers import customer_changed
+from tasks.events.handlers.invoices import invoice_paid, invoice_payment_failed
+from tasks.events.handlers.refunds import charge_refunded
+from tasks.events.handlers.subscriptions import subscription_changed, subscription_deleted
 
 Handler = Callable[[Session, StripeEvent], None]
 
-# The billing rules (issue 3) and the dispute lifecycle (issue 4) replace `log_event` type by
-# type; until then every handled event runs through the whole spine and is logged.
+# The dispute lifecycle (issue 4) replaces `log_event`, which only logs, for the disputes.
 HANDLERS: dict[str, Handler] = {
     # --- Customers: adopt a customer met for the first time and link `metadata.user_id`.
-    "customer.created": log_event,
-    "customer.updated": log_event,
+    "customer.created": customer_changed,
+    "customer.updated": customer_changed,
     # --- Checkout: link the user to the customer; subscription mode stores the subscription
     # and grants the first period (keyed by the invoice id); payment mode grants a credit pack
     # (keyed by the payment intent).
-    "checkout.session.completed": log_event,
+    "checkout.session.completed": checkout_completed,
     # --- Subscriptions: status, plan, period end and cancel_at_period_end, guarded by the
     # event's `created` time; an upgrade grants the credit difference once; deletion returns
     # the account to `free` and sends the cancellation email.
-    "customer.subscription.created": log_event,
-    "customer.subscription.updated": log_event,
-    "customer.subscription.deleted": log_event,
+    "customer.subscription.created": subscription_changed,
+    "customer.subscription.updated": subscription_changed,
+    "customer.subscription.deleted": subscription_deleted,
     # --- Invoices: store the invoice; a paid one grants the period's credits once per invoice
     # id (both events name the same invoice); a failed one sends the pay-now email.
-    "invoice.paid": log_event,
-    "invoice.payment_succeeded": log_event,
-    "invoice.payment_failed": log_event,
+    "invoice.paid": invoice_paid,
+    "invoice.payment_succeeded": invoice_paid,
+    "invoice.payment_failed": invoice_payment_failed,
     # --- Refunds: a refunded payment takes back the credits it granted, once per refund.
-    "charge.refunded": log_event,
+    "charge.refunded": charge_refunded,
     # --- Disputes: the whole chargeback lifecycle; credits are held back while a chargeback
     # is open, admins are told at once and reminded before the evidence deadline.
     "charge.dispute.created": log_event,

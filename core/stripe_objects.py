@@ -1,0 +1,196 @@
+"""Read Stripe objects in every shape an account may be pinned to, from 2017-08-15 on.
+
+Webhooks arrive in the API version of the endpoint, so one platform sees several shapes of the
+same object. Every reader here takes a plain dict (a webhook's `data.object`, or a fetched
+object's `to_dict()`) and looks in each place the field has lived, newest first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+StripeDict = dict[str, Any]
+
+# Invoices raised for these reasons pay for nothing new: a proration, or an invoice made by hand.
+NON_GRANTING_BILLING_REASONS = frozenset({"subscription_update", "manual"})
+# A subscription in one of these states has ended for good; Stripe never revives it.
+TERMINAL_SUBSCRIPTION_STATUSES = frozenset({"canceled", "incomplete_expired"})
+
+
+def object_id(value: Any) -> str | None:
+    """An id, whether the field holds the id or the whole (expanded) object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def timestamp(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _dig(obj: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _list_data(value: Any) -> list[StripeDict]:
+    """The items of a Stripe list object (or of a bare list, as some old payloads have)."""
+    data = value.get("data") if isinstance(value, dict) else value
+    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
+
+# --- Subscriptions ----------------------------------------------------------------------------
+
+
+def subscription_items(subscription: StripeDict) -> list[StripeDict]:
+    return _list_data(subscription.get("items"))
+
+
+def item_price_id(item: StripeDict) -> str | None:
+    """`item.price.id` (2018-02-05 on) or the legacy `item.plan.id`."""
+    return object_id(item.get("price")) or object_id(item.get("plan"))
+
+
+def subscription_price_id(subscription: StripeDict) -> str | None:
+    """The price of the subscription's first item, or the oldest accounts' top-level `plan`."""
+    for item in subscription_items(subscription):
+        price = item_price_id(item)
+        if price:
+            return price
+    return object_id(subscription.get("plan"))
+
+
+def subscription_period(subscription: StripeDict) -> tuple[datetime | None, datetime | None]:
+    """(start, end) of the current period: on the subscription before 2025-03-31.basil, on
+    each item since (all items share it for the plans this platform sells)."""
+    start = subscription.get("current_period_start")
+    end = subscription.get("current_period_end")
+    if end is None:
+        items = subscription_items(subscription)
+        ends = [i["current_period_end"] for i in items if i.get("current_period_end")]
+        starts = [i["current_period_start"] for i in items if i.get("current_period_start")]
+        end = max(ends, default=None)
+        start = min(starts, default=None)
+    return timestamp(start), timestamp(end)
+
+
+def previous_price_id(previous_attributes: StripeDict) -> str | None:
+    """The price before an update, from `previous_attributes` in any shape; None if unchanged."""
+    if not previous_attributes:
+        return None
+    items = previous_attributes.get("items")
+    if items is not None:
+        for item in _list_data(items):
+            price = item_price_id(item)
+            if price:
+                return price
+    return object_id(previous_attributes.get("plan"))
+
+
+# --- Invoices ---------------------------------------------------------------------------------
+
+
+def invoice_subscription_id(invoice: StripeDict) -> str | None:
+    """`invoice.subscription` (before 2025-03-31.basil) or its `parent.subscription_details`."""
+    return object_id(invoice.get("subscription")) or object_id(
+        _dig(invoice, "parent", "subscription_details", "subscription")
+    )
+
+
+def invoice_lines(invoice: StripeDict) -> list[StripeDict]:
+    return _list_data(invoice.get("lines"))
+
+
+def line_price_id(line: StripeDict) -> str | None:
+    """`pricing.price_details.price` (newest), `price.id`, or the legacy `plan.id`."""
+    return (
+        object_id(_dig(line, "pricing", "price_details", "price"))
+        or object_id(line.get("price"))
+        or object_id(line.get("plan"))
+    )
+
+
+def _line_is_subscription(line: StripeDict) -> bool:
+    return bool(
+        line.get("type") == "subscription"
+        or object_id(line.get("subscription"))
+        or _dig(line, "parent", "subscription_item_details", "subscription")
+    )
+
+
+def _line_is_proration(line: StripeDict) -> bool:
+    return bool(
+        line.get("proration")
+        or _dig(line, "parent", "subscription_item_details", "proration")
+        or _dig(line, "parent", "invoice_item_details", "proration")
+    )
+
+
+def invoice_price_id(invoice: StripeDict) -> str | None:
+    """The price the invoice bills: its subscription line's, prorations last."""
+    lines = invoice_lines(invoice)
+    ranked = sorted(
+        lines, key=lambda line: (not _line_is_subscription(line), _line_is_proration(line))
+    )
+    return next((p for p in map(line_price_id, ranked) if p), None)
+
+
+def invoice_payment_ids(invoice: StripeDict) -> tuple[str | None, str | None]:
+    """(payment intent, charge) that paid the invoice: `payment_intent` and `charge` (the
+    charge sometimes expanded) before 2025-03-31.basil, `payments` since."""
+    intent = object_id(invoice.get("payment_intent"))
+    charge_value = invoice.get("charge")
+    charge = object_id(charge_value)
+    if intent is None and isinstance(charge_value, dict):
+        intent = object_id(charge_value.get("payment_intent"))
+    for payment in _list_data(invoice.get("payments")):
+        details = payment.get("payment") or {}
+        intent = intent or object_id(details.get("payment_intent"))
+        charge = charge or object_id(details.get("charge"))
+    return intent, charge
+
+
+def invoice_grants_credits(invoice: StripeDict) -> bool:
+    """A subscription invoice grants its period's credits unless it only settles a change
+    (`subscription_update`) or was made by hand (`manual`). Old API versions send no
+    `billing_reason`; a missing or null one counts as a renewal."""
+    return invoice.get("billing_reason") not in NON_GRANTING_BILLING_REASONS
+
+
+def invoice_period(invoice: StripeDict) -> tuple[datetime | None, datetime | None]:
+    """The service period the invoice pays for: its subscription line's, else the invoice's."""
+    for line in sorted(invoice_lines(invoice), key=lambda li: not _line_is_subscription(li)):
+        period = line.get("period") or {}
+        if period.get("end"):
+            return timestamp(period.get("start")), timestamp(period.get("end"))
+    return timestamp(invoice.get("period_start")), timestamp(invoice.get("period_end"))
+
+
+# --- Customers and emails ---------------------------------------------------------------------
+
+
+def customer_email(obj: StripeDict) -> str | None:
+    """The customer's email from a customer, an invoice or a Checkout session."""
+    email = (
+        (obj.get("email") if obj.get("object") == "customer" else None)
+        or obj.get("customer_email")
+        or _dig(obj, "customer_details", "email")
+        or _dig(obj, "customer", "email")
+    )
+    return email if isinstance(email, str) and email else None
+
+
+def metadata_user_id(obj: StripeDict) -> str | None:
+    value = _dig(obj, "metadata", "user_id")
+    return str(value) if value not in (None, "") else None
+
+
+def iter_refunds(charge: StripeDict) -> Iterator[StripeDict]:
+    yield from _list_data(charge.get("refunds"))

@@ -1,0 +1,94 @@
+"""Invoices as Stripe last described them: amounts, status, and the links to read them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from core.stripe_objects import (
+    StripeDict,
+    invoice_payment_ids,
+    invoice_period,
+    invoice_price_id,
+    invoice_subscription_id,
+    timestamp,
+)
+from db.models import Account, Invoice
+
+
+def store_invoice(
+    session: Session, *, account: Account, invoice: StripeDict, plan: str | None, as_of: datetime
+) -> Invoice:
+    """Insert or update the invoice; an older description never overwrites a newer one."""
+    intent, charge = invoice_payment_ids(invoice)
+    start, end = invoice_period(invoice)
+    values = {
+        "account_id": account.id,
+        "stripe_subscription_id": invoice_subscription_id(invoice),
+        "number": invoice.get("number"),
+        "status": invoice.get("status"),
+        "billing_reason": invoice.get("billing_reason"),
+        "currency": invoice.get("currency") or "usd",
+        "amount_due": int(invoice.get("amount_due") or 0),
+        "amount_paid": int(invoice.get("amount_paid") or 0),
+        "price_id": invoice_price_id(invoice),
+        "plan": plan,
+        "payment_intent_id": intent,
+        "charge_id": charge,
+        "hosted_invoice_url": invoice.get("hosted_invoice_url"),
+        "invoice_pdf": invoice.get("invoice_pdf"),
+        "period_start": start,
+        "period_end": end,
+        "stripe_created": timestamp(invoice.get("created")),
+        "state_as_of": as_of,
+    }
+    statement = insert(Invoice).values(stripe_invoice_id=invoice["id"], **values)
+    # Payment ids only ever get known, so a later description without them keeps the old ones.
+    update = {
+        **{k: statement.excluded[k] for k in values},
+        "payment_intent_id": func.coalesce(
+            statement.excluded.payment_intent_id, Invoice.payment_intent_id
+        ),
+        "charge_id": func.coalesce(statement.excluded.charge_id, Invoice.charge_id),
+    }
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Invoice.stripe_invoice_id],
+            set_=update,
+            where=Invoice.state_as_of <= statement.excluded.state_as_of,
+        )
+    )
+    row = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]))
+    assert row is not None
+    session.refresh(row)
+    return row
+
+
+def find_invoice_of_payment(
+    session: Session, *, payment_intent_id: str | None, charge_id: str | None
+) -> Invoice | None:
+    matches = [
+        column == value
+        for column, value in (
+            (Invoice.payment_intent_id, payment_intent_id),
+            (Invoice.charge_id, charge_id),
+        )
+        if value
+    ]
+    if not matches:
+        return None
+    return session.scalar(select(Invoice).where(or_(*matches)).limit(1))
+
+
+def invoices_of(session: Session, *, account_id: int, limit: int = 100) -> list[Invoice]:
+    return list(
+        session.scalars(
+            select(Invoice)
+            .where(Invoice.account_id == account_id)
+            .order_by(Invoice.stripe_created.desc().nulls_last(), Invoice.id.desc())
+            .limit(limit)
+        )
+    )

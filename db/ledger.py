@@ -1,0 +1,116 @@
+"""The credit ledger: append-only entries, one per (kind, source id); the balance is the sum."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from db.invoices import find_invoice_of_payment
+from db.models import CreditEntry, CreditKind
+
+GRANT_KINDS = (CreditKind.PLAN_CREDITS, CreditKind.PACK_CREDITS, CreditKind.UPGRADE_CREDITS)
+
+
+def add_entry(
+    session: Session,
+    *,
+    account_id: int,
+    kind: CreditKind,
+    source_id: str,
+    amount: int,
+    payment_intent_id: str | None = None,
+    charge_id: str | None = None,
+    stripe_event_id: str | None = None,
+    description: str | None = None,
+) -> CreditEntry | None:
+    """Append an entry; None (and nothing written) if (kind, source id) is already there."""
+    entry_id = session.execute(
+        insert(CreditEntry)
+        .values(
+            account_id=account_id,
+            kind=kind,
+            source_id=source_id,
+            amount=amount,
+            payment_intent_id=payment_intent_id,
+            charge_id=charge_id,
+            stripe_event_id=stripe_event_id,
+            description=description,
+        )
+        .on_conflict_do_nothing(constraint="uq_credit_ledger_kind_source")
+        .returning(CreditEntry.id)
+    ).scalar_one_or_none()
+    return None if entry_id is None else session.get(CreditEntry, entry_id)
+
+
+def find_entry(session: Session, *, kind: CreditKind, source_id: str) -> CreditEntry | None:
+    return session.scalar(
+        select(CreditEntry).where(CreditEntry.kind == kind, CreditEntry.source_id == source_id)
+    )
+
+
+def balance(session: Session, *, account_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+                CreditEntry.account_id == account_id
+            )
+        )
+    )
+
+
+def entries(
+    session: Session, *, account_id: int, limit: int | None = None, offset: int = 0
+) -> list[CreditEntry]:
+    """The account's entries, oldest first."""
+    query = (
+        select(CreditEntry)
+        .where(CreditEntry.account_id == account_id)
+        .order_by(CreditEntry.id)
+        .offset(offset)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def find_grant_of_payment(
+    session: Session, *, payment_intent_id: str | None, charge_id: str | None
+) -> CreditEntry | None:
+    """The grant a payment bought: a pack by its payment intent or charge, a period's credits
+    through the invoice that the payment paid."""
+    matches = [
+        column == value
+        for column, value in (
+            (CreditEntry.payment_intent_id, payment_intent_id),
+            (CreditEntry.charge_id, charge_id),
+        )
+        if value
+    ]
+    if not matches:
+        return None
+    grant = session.scalar(
+        select(CreditEntry)
+        .where(CreditEntry.kind.in_(GRANT_KINDS), or_(*matches))
+        .order_by(CreditEntry.id)
+        .limit(1)
+    )
+    if grant is not None:
+        return grant
+    invoice = find_invoice_of_payment(
+        session, payment_intent_id=payment_intent_id, charge_id=charge_id
+    )
+    if invoice is None:
+        return None
+    return find_entry(session, kind=CreditKind.PLAN_CREDITS, source_id=invoice.stripe_invoice_id)
+
+
+def sum_by_source_prefix(session: Session, *, kind: CreditKind, prefix: str) -> int:
+    """The total of one kind's entries whose source id starts with the prefix."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+                CreditEntry.kind == kind, CreditEntry.source_id.startswith(prefix, autoescape=True)
+            )
+        )
+    )

@@ -1,0 +1,85 @@
+"""What several handlers need: the Stripe client, adopting a customer, reporting."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from functools import lru_cache
+
+import sentry_sdk
+import stripe
+from sqlalchemy.orm import Session
+
+from core.plans import Catalogue, Plan, get_catalogue
+from core.settings import get_settings
+from core.stripe_client import make_stripe_client
+from core.stripe_objects import StripeDict, customer_email, metadata_user_id
+from db.accounts import ensure_account, update_contact
+from db.models import Account
+from tasks.events.event import StripeEvent
+
+log = logging.getLogger("billing.events")
+
+
+@lru_cache(maxsize=1)
+def stripe_client() -> stripe.StripeClient | None:
+    """The process's Stripe client; None while no key is set (development), so handlers
+    work from the event alone."""
+    return make_stripe_client(get_settings())
+
+
+def catalogue() -> Catalogue:
+    return get_catalogue()
+
+
+def event_time(event: StripeEvent) -> datetime:
+    """When Stripe made the event: the ordering guard's clock."""
+    return event.created or datetime.now(UTC)
+
+
+def fetch_subscription(subscription_id: str) -> StripeDict | None:
+    client = stripe_client()
+    if client is None:
+        return None
+    return client.v1.subscriptions.retrieve(subscription_id).to_dict()
+
+
+def fetch_customer(customer_id: str) -> StripeDict | None:
+    client = stripe_client()
+    if client is None:
+        return None
+    return client.v1.customers.retrieve(customer_id).to_dict()
+
+
+def adopt_customer(
+    session: Session, *, customer_id: str, source: StripeDict, user_id: str | None = None
+) -> Account:
+    """The customer's account. A customer met for the first time is adopted, its email taken
+    from the event's object, or from Stripe when the object lacks it; `metadata.user_id` (or
+    the Checkout's `client_reference_id`) links it to a host-application user."""
+    account, new = ensure_account(session, customer_id=customer_id)
+    is_customer = source.get("object") == "customer"
+    email = customer_email(source)
+    user = user_id or (metadata_user_id(source) if is_customer else None)
+    if new and not is_customer and (email is None or user is None):
+        customer = fetch_customer(customer_id)
+        if customer and not customer.get("deleted"):
+            email = email or customer_email(customer)
+            user = user or metadata_user_id(customer)
+    update_contact(session, account, email=email, user_id=user)
+    return account
+
+
+def plan_for_price(price_id: str | None, *, where: str) -> Plan | None:
+    """The catalogue's plan of a price; a price that is not ours is reported, not guessed."""
+    plan = catalogue().plan_for_price(price_id)
+    if plan is None and price_id:
+        report_unknown_price(price_id, where=where)
+    return plan
+
+
+def report_unknown_price(price_id: str, *, where: str) -> None:
+    log.warning("price %s (%s) is not in the plan catalogue: stored, no credits", price_id, where)
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("stripe_price_id", price_id)
+        sentry_sdk.capture_message(f"Unknown Stripe price {price_id} in {where}", "warning")

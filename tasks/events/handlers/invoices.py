@@ -1,0 +1,162 @@
+"""`invoice.paid`, `invoice.payment_succeeded`: store the invoice, grant the period's credits
+once per invoice id, send one receipt. `invoice.payment_failed`: past due, and a pay-now email.
+
+Both paid events (and a subscription Checkout's `checkout.session.completed`) name the same
+first invoice, so the invoice id is the grant's key and the receipt's.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from core.plans import Plan
+from core.stripe_objects import (
+    StripeDict,
+    invoice_grants_credits,
+    invoice_payment_ids,
+    invoice_price_id,
+    invoice_subscription_id,
+)
+from db import ledger
+from db.invoices import store_invoice
+from db.models import Account, CreditKind
+from db.subscriptions import Cause, find_subscription, mark_status
+from tasks.events.event import StripeEvent
+from tasks.events.handlers.common import (
+    adopt_customer,
+    catalogue,
+    event_time,
+    fetch_subscription,
+    log,
+    plan_for_price,
+)
+from tasks.events.handlers.notices import notify_customer
+from tasks.events.handlers.subscriptions import apply_stripe_subscription
+from tasks.transient import NotYetKnown
+
+
+def invoice_paid(session: Session, event: StripeEvent) -> None:
+    invoice = event.object
+    account = adopt_customer(session, customer_id=event.customer_id or "", source=invoice)
+    subscription_id = invoice_subscription_id(invoice)
+    price_id = invoice_price_id(invoice)
+    if subscription_id and price_id is None:
+        price_id = subscription_price(session, account=account, subscription_id=subscription_id)
+    plan = plan_for_price(price_id, where=f"invoice {invoice['id']}") if subscription_id else None
+    stored = store_invoice(
+        session,
+        account=account,
+        invoice=invoice,
+        plan=plan.id if plan else None,
+        as_of=event_time(event),
+    )
+    granted = 0
+    if subscription_id and plan and invoice_grants_credits(invoice):
+        granted = grant_period_credits(
+            session, account=account, invoice=invoice, plan=plan, stripe_event_id=event.id
+        )
+    notify_customer(
+        session,
+        account,
+        key=f"receipt:{invoice['id']}",
+        template="payment_succeeded",
+        context={
+            "amount": stored.amount_paid,
+            "currency": stored.currency,
+            "plan_name": plan.name if plan else "one-time",
+            "credits_granted": granted,
+            "period_start": _unix(stored.period_start),
+            "period_end": _unix(stored.period_end),
+            "invoice_number": stored.number or stored.stripe_invoice_id,
+            "invoice_url": stored.hosted_invoice_url,
+            "invoice_pdf": stored.invoice_pdf,
+        },
+    )
+
+
+def subscription_price(session: Session, *, account: Account, subscription_id: str) -> str:
+    """The price of an invoice whose lines do not say it: the stored subscription's, else
+    Stripe's (which also stores it). A first invoice often comes before its subscription."""
+    stored = find_subscription(session, subscription_id=subscription_id)
+    if stored is not None and stored.price_id:
+        return stored.price_id
+    fetched = fetch_subscription(subscription_id)
+    if fetched is None:
+        raise NotYetKnown(f"the price of subscription {subscription_id} is not known yet")
+    result = apply_stripe_subscription(
+        session, account=account, subscription=fetched, as_of=_now(), cause=Cause.EVENT
+    )
+    if not result.subscription.price_id:
+        raise ValueError(f"subscription {subscription_id} has no price")
+    return result.subscription.price_id
+
+
+def grant_period_credits(
+    session: Session, *, account: Account, invoice: StripeDict, plan: Plan, stripe_event_id: str
+) -> int:
+    """The plan's monthly credits for the invoice's period, once per invoice id."""
+    intent, charge = invoice_payment_ids(invoice)
+    if plan.monthly_credits <= 0:
+        return 0
+    entry = ledger.add_entry(
+        session,
+        account_id=account.id,
+        kind=CreditKind.PLAN_CREDITS,
+        source_id=invoice["id"],
+        amount=plan.monthly_credits,
+        payment_intent_id=intent,
+        charge_id=charge,
+        stripe_event_id=stripe_event_id,
+        description=f"{plan.name} plan, invoice {invoice.get('number') or invoice['id']}",
+    )
+    if entry is None:
+        entry = ledger.find_entry(session, kind=CreditKind.PLAN_CREDITS, source_id=invoice["id"])
+    return entry.amount if entry else 0
+
+
+def invoice_payment_failed(session: Session, event: StripeEvent) -> None:
+    invoice = event.object
+    account = adopt_customer(session, customer_id=event.customer_id or "", source=invoice)
+    stored = store_invoice(
+        session, account=account, invoice=invoice, plan=None, as_of=event_time(event)
+    )
+    subscription_id = invoice_subscription_id(invoice)
+    subscription = find_subscription(session, subscription_id=subscription_id or "")
+    if subscription is not None:
+        mark_status(
+            session,
+            account=account,
+            subscription=subscription,
+            status="past_due",
+            as_of=event_time(event),
+            cause=Cause.EVENT,
+            stripe_event_id=event.id,
+        )
+    plan = catalogue().plan(subscription.plan or "") if subscription else None
+    notify_customer(
+        session,
+        account,
+        key=f"payment-failed:{invoice['id']}:{invoice.get('attempt_count') or 0}",
+        template="payment_failed",
+        context={
+            "amount": stored.amount_due,
+            "currency": stored.currency,
+            "plan_name": plan.name if plan else "current",
+            "invoice_number": stored.number or stored.stripe_invoice_id,
+            "failure_reason": None,
+            "next_attempt": invoice.get("next_payment_attempt"),
+            "invoice_url": stored.hosted_invoice_url or "",
+        },
+    )
+    if not stored.hosted_invoice_url:
+        log.warning("invoice %s failed without a hosted_invoice_url", invoice["id"])
+
+
+def _unix(moment: datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,125 @@
+"""`customer.subscription.created` / `updated` / `deleted`: store the state under the ordering
+guard; an upgrade grants the credit difference once; an ended subscription means `free` and
+a cancellation email."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from core.stripe_objects import StripeDict, previous_price_id
+from db import ledger
+from db.models import Account, CreditKind
+from db.subscriptions import Cause, SubscriptionState, SyncResult, sync_subscription
+from tasks.events.event import StripeEvent
+from tasks.events.handlers.common import adopt_customer, catalogue, event_time, plan_for_price
+from tasks.events.handlers.notices import notify_customer
+
+
+def apply_stripe_subscription(
+    session: Session,
+    *,
+    account: Account,
+    subscription: StripeDict,
+    as_of: datetime,
+    cause: Cause,
+    stripe_event_id: str | None = None,
+) -> SyncResult:
+    """Store a Stripe subscription object (from an event, a fetch or an API answer)."""
+    state = SubscriptionState.from_stripe(subscription)
+    plan = plan_for_price(state.price_id, where=f"subscription {state.stripe_subscription_id}")
+    return sync_subscription(
+        session,
+        account=account,
+        state=state,
+        plan=plan.id if plan else None,
+        as_of=as_of,
+        cause=cause,
+        stripe_event_id=stripe_event_id,
+    )
+
+
+def subscription_changed(session: Session, event: StripeEvent) -> None:
+    subscription = event.object
+    account = adopt_customer(session, customer_id=event.customer_id or "", source=subscription)
+    result = apply_stripe_subscription(
+        session,
+        account=account,
+        subscription=subscription,
+        as_of=event_time(event),
+        cause=Cause.EVENT,
+        stripe_event_id=event.id,
+    )
+    previous_price = previous_price_id(event.previous_attributes)
+    if event.type == "customer.subscription.updated" and previous_price:
+        plan_change(session, account=account, subscription=subscription, old_price=previous_price)
+    if result.applied and result.changed("status") and result.subscription.status == "canceled":
+        notify_canceled(session, account=account, result=result)
+
+
+def subscription_deleted(session: Session, event: StripeEvent) -> None:
+    subscription_changed(session, event)
+
+
+def plan_change(
+    session: Session, *, account: Account, subscription: StripeDict, old_price: str
+) -> None:
+    """An upgrade grants the difference in monthly credits, once per subscription, new plan
+    and period; a downgrade takes nothing back. Both are told by email, once."""
+    state = SubscriptionState.from_stripe(subscription)
+    plans = catalogue()
+    old_plan, new_plan = plans.plan_for_price(old_price), plans.plan_for_price(state.price_id)
+    if old_plan is None or new_plan is None or old_plan.id == new_plan.id:
+        return
+    period = int(state.current_period_start.timestamp()) if state.current_period_start else 0
+    key = f"{state.stripe_subscription_id}:{state.price_id}:{period}"
+    difference = new_plan.monthly_credits - old_plan.monthly_credits
+    granted = 0
+    if difference > 0:
+        entry = ledger.add_entry(
+            session,
+            account_id=account.id,
+            kind=CreditKind.UPGRADE_CREDITS,
+            source_id=key,
+            amount=difference,
+            description=f"upgrade {old_plan.id} to {new_plan.id}",
+        )
+        existing = entry or ledger.find_entry(
+            session, kind=CreditKind.UPGRADE_CREDITS, source_id=key
+        )
+        granted = existing.amount if existing else 0
+    notify_customer(
+        session,
+        account,
+        key=f"plan-changed:{key}",
+        template="plan_changed",
+        context={
+            "direction": "upgrade" if difference > 0 else "downgrade",
+            "old_plan_name": old_plan.name,
+            "new_plan_name": new_plan.name,
+            "new_monthly_credits": new_plan.monthly_credits,
+            "credits_granted": granted,
+            "period_end": _unix(state.current_period_end),
+        },
+    )
+
+
+def notify_canceled(session: Session, *, account: Account, result: SyncResult) -> None:
+    row = result.subscription
+    plan = catalogue().plan(result.before("plan") or "") if result.before("plan") else None
+    notify_customer(
+        session,
+        account,
+        key=f"subscription-canceled:{row.stripe_subscription_id}",
+        template="subscription_canceled",
+        context={
+            "plan_name": plan.name if plan else "paid",
+            "ended_at": _unix(row.current_period_end or row.state_as_of),
+            "credits_balance": ledger.balance(session, account_id=account.id),
+        },
+    )
+
+
+def _unix(moment: datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment else None
