@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from api.dispatch import EventDispatcher
 from api.ingest import EventStore
-from api.routes import admin_events, health, webhooks
+from api.routes import admin_customers, admin_events, health, plans, webhooks
 from core.observability import init_sentry
 from core.settings import Settings, get_settings
 from tasks.celery_app import publisher_app
@@ -50,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(admin_events.router)
+    app.include_router(admin_customers.router)
+    app.include_router(plans.router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

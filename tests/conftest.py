@@ -48,6 +48,11 @@ os.environ.update(
     EMAIL_FROM="billing@example.com",
     ADMIN_EMAILS="ops@example.com,cfo@example.com",
     PRODUCT_NAME="Example SaaS",
+    STRIPE_TEST_MODE="true",
+    STRIPE_PRICE_STARTER_TEST="price_starter_test",
+    STRIPE_PRICE_PRO_TEST="price_pro_test",
+    STRIPE_PRICE_TEAM_TEST="price_team_test",
+    PLANS_FILE="",
 )
 
 

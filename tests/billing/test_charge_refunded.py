@@ -1,0 +1,62 @@
+"""`charge.refunded`: the credits the payment granted go back, in proportion, once per amount."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.stripe_events import (
+    API_VERSIONS,
+    CREDITS,
+    Ids,
+    balance,
+    ledger,
+    process_ok,
+    stripe_event,
+)
+
+
+def refund_event(ids: Ids, api_version: str, refunded: int) -> dict:
+    event = stripe_event("charge.refunded", ids, api_version=api_version)
+    event["data"]["object"].update(amount=2900, amount_refunded=refunded, refunded=refunded == 2900)
+    return event
+
+
+@pytest.mark.parametrize("api_version", ["2022-11-15", "2025-09-30.clover"])
+def test_a_full_refund_of_a_subscription_payment_takes_its_credits_back_once(api_version):
+    ids = Ids()
+    process_ok(stripe_event("invoice.paid", ids, api_version=api_version))
+    refund = refund_event(ids, api_version, 2900)
+    process_ok(refund)
+    process_ok({**refund, "id": refund["id"] + "_again"})
+
+    assert balance(ids.customer) == 0
+    assert ledger(ids.customer)[-1] == ("refund", f"{ids.charge}:2900", -CREDITS["pro"])
+
+
+def test_the_oldest_shape_finds_the_grant_through_the_charges_invoice():
+    ids = Ids()
+    process_ok(stripe_event("invoice.payment_succeeded", ids, api_version="2017-08-15"))
+    process_ok(refund_event(ids, "2017-08-15", 2900))
+
+    assert balance(ids.customer) == 0
+
+
+@pytest.mark.parametrize("order", ["in-order", "late-partial"])
+def test_partial_refunds_add_up_to_the_whole_grant(order):
+    ids = Ids(pack="small")  # 500 credits for 2900
+    process_ok(stripe_event("checkout.session.completed", ids, variant="payment"))
+    amounts = [1000, 2900] if order == "in-order" else [2900, 1000]
+    for refunded in amounts:
+        process_ok(refund_event(ids, API_VERSIONS[-1], refunded))
+
+    assert balance(ids.customer) == 0
+    assert sum(1 for kind, _, _ in ledger(ids.customer) if kind == "refund") == (
+        2 if order == "in-order" else 1
+    )
+
+
+def test_a_refund_of_a_payment_that_granted_nothing_changes_nothing():
+    ids = Ids()
+    process_ok(refund_event(ids, API_VERSIONS[-1], 2900))
+
+    assert ledger(ids.customer) == []

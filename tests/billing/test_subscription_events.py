@@ -1,0 +1,136 @@
+"""`customer.subscription.created` / `updated` / `deleted`: newest state wins, upgrades grant
+the difference once, an ended subscription means `free` and one cancellation email."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tests.support.stripe_events import (
+    API_VERSIONS,
+    CREDITS,
+    PRICES,
+    Ids,
+    account,
+    emails,
+    history,
+    known_customer,
+    ledger,
+    process_ok,
+    stripe_event,
+    subscription,
+)
+
+NOW = 1_800_000_000
+
+
+@pytest.mark.parametrize("api_version", API_VERSIONS)
+def test_a_created_subscription_is_stored_with_its_plan_and_period(api_version):
+    ids = Ids()
+    process_ok(stripe_event("customer.subscription.created", ids, api_version=api_version))
+
+    row = subscription(ids.subscription)
+    assert (row.status, row.plan, row.price_id) == ("active", "pro", PRICES["pro"])
+    assert int(row.current_period_end.timestamp()) == 1769904000
+    assert row.cancel_at_period_end is False
+    assert account(ids.customer).plan == "pro"
+    (change,) = history(ids.subscription)
+    assert change.cause == "event"
+    assert change.changes["status"] == [None, "active"]
+
+
+@pytest.mark.parametrize("api_version", API_VERSIONS)
+def test_an_upgrade_grants_the_difference_once(api_version):
+    ids = known_customer(Ids(previous_price=PRICES["starter"], price=PRICES["pro"]))
+    process_ok(stripe_event("customer.subscription.created", ids, api_version=api_version))
+    update = stripe_event("customer.subscription.updated", ids, api_version=api_version)
+    process_ok(update)
+    duplicate = {**update, "id": update["id"] + "_again"}  # the same change, another event
+    process_ok(duplicate)
+
+    difference = CREDITS["pro"] - CREDITS["starter"]
+    assert [(kind, amount) for kind, _, amount in ledger(ids.customer)] == [
+        ("upgrade_credits", difference)
+    ]
+    (notice,) = emails(f"plan-changed:{ids.subscription}")
+    assert notice.context["direction"] == "upgrade"
+    assert notice.context["credits_granted"] == difference
+
+
+def test_a_downgrade_takes_nothing_back_and_says_so():
+    ids = known_customer(Ids(previous_price=PRICES["team"], price=PRICES["starter"]))
+    process_ok(stripe_event("customer.subscription.updated", ids))
+
+    assert ledger(ids.customer) == []
+    assert account(ids.customer).plan == "starter"
+    (notice,) = emails(f"plan-changed:{ids.subscription}")
+    assert notice.context["direction"] == "downgrade"
+
+
+def test_a_change_to_an_unknown_price_grants_nothing():
+    ids = Ids(previous_price=PRICES["starter"], price="price_not_ours")
+    process_ok(stripe_event("customer.subscription.updated", ids))
+
+    assert ledger(ids.customer) == []
+    assert subscription(ids.subscription).plan is None
+    assert account(ids.customer).plan == "free"
+
+
+def test_deletion_returns_the_account_to_free_with_one_cancellation_email():
+    ids = known_customer(Ids())
+    process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
+    process_ok(stripe_event("customer.subscription.deleted", ids, created=NOW + 10))
+    process_ok(stripe_event("customer.subscription.deleted", ids, created=NOW + 10))
+
+    assert subscription(ids.subscription).status == "canceled"
+    assert account(ids.customer).plan == "free"
+    (notice,) = emails(f"subscription-canceled:{ids.subscription}")
+    assert notice.template == "subscription_canceled"
+    assert notice.context["plan_name"] == "Pro"
+    assert not emails(f"payment-failed:{ids.invoice}")  # not the old code's wrong email
+
+
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(["created", "updated", "deleted"])), ids="-".join
+)
+def test_out_of_order_delivery_ends_in_the_newest_state(order):
+    ids = known_customer(Ids())
+    created_at = {"created": NOW, "updated": NOW + 5, "deleted": NOW + 10}
+    events = {
+        name: stripe_event(f"customer.subscription.{name}", ids, created=created_at[name])
+        for name in created_at
+    }
+    events["updated"]["data"]["object"]["cancel_at_period_end"] = True
+
+    for name in order:
+        process_ok(events[name])
+
+    row = subscription(ids.subscription)
+    assert row.status == "canceled"
+    assert account(ids.customer).plan == "free"
+    assert int(row.state_as_of.timestamp()) == NOW + 10
+    assert len(emails(f"subscription-canceled:{ids.subscription}")) == 1
+
+
+def test_equal_times_apply_but_an_ended_subscription_is_never_revived():
+    ids = Ids()
+    process_ok(stripe_event("customer.subscription.deleted", ids, created=NOW))
+    process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
+
+    assert subscription(ids.subscription).status == "canceled"
+    assert account(ids.customer).plan == "free"
+
+
+def test_an_older_state_does_not_overwrite_a_newer_one():
+    ids = Ids()
+    newer = stripe_event("customer.subscription.updated", ids, created=NOW + 60)
+    newer["data"]["object"]["cancel_at_period_end"] = True
+    older = stripe_event("customer.subscription.updated", ids, created=NOW)
+
+    process_ok(newer)
+    process_ok(older)
+
+    assert subscription(ids.subscription).cancel_at_period_end is True
+    changes = history(ids.subscription)
+    assert len(changes) == 1  # the stale event recorded nothing
