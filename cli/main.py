@@ -17,9 +17,11 @@ PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, **CONT
 def _settings() -> Settings:
     """The settings, or exit with the one sentence that says what is wrong."""
     from core import settings as settings_module
+    from core.plans import load_catalogue
 
     try:
         settings = load_settings()
+        load_catalogue(settings)
     except ConfigurationError as exc:
         click.echo(f"billing: configuration error: {exc}", err=True)
         sys.exit(2)

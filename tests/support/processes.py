@@ -73,7 +73,7 @@ class ManagedProcess:
 
 
 class WorkerProcess(ManagedProcess):
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(
             [
                 *BILLING,
@@ -83,7 +83,8 @@ class WorkerProcess(ManagedProcess):
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
-            ]
+            ],
+            env,
         )
 
     def start(self) -> None:
