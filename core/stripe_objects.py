@@ -7,7 +7,6 @@ object's `to_dict()`) and looks in each place the field has lived, newest first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -190,7 +189,3 @@ def customer_email(obj: StripeDict) -> str | None:
 def metadata_user_id(obj: StripeDict) -> str | None:
     value = _dig(obj, "metadata", "user_id")
     return str(value) if value not in (None, "") else None
-
-
-def iter_refunds(charge: StripeDict) -> Iterator[StripeDict]:
-    yield from _list_data(charge.get("refunds"))
