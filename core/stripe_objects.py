@@ -31,6 +31,11 @@ def timestamp(value: Any) -> datetime | None:
     return datetime.fromtimestamp(value, UTC)
 
 
+def unix_time(moment: datetime | None) -> int | None:
+    """The inverse of `timestamp`: what email contexts and Stripe's own fields use."""
+    return int(moment.timestamp()) if moment else None
+
+
 def _dig(obj: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(obj, dict):

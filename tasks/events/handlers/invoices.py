@@ -18,6 +18,7 @@ from core.stripe_objects import (
     invoice_payment_ids,
     invoice_price_id,
     invoice_subscription_id,
+    unix_time,
 )
 from db import ledger
 from db.invoices import store_invoice
@@ -67,8 +68,8 @@ def invoice_paid(session: Session, event: StripeEvent) -> None:
             "currency": stored.currency,
             "plan_name": plan.name if plan else "one-time",
             "credits_granted": granted,
-            "period_start": _unix(stored.period_start),
-            "period_end": _unix(stored.period_end),
+            "period_start": unix_time(stored.period_start),
+            "period_end": unix_time(stored.period_end),
             "invoice_number": stored.number or stored.stripe_invoice_id,
             "invoice_url": stored.hosted_invoice_url,
             "invoice_pdf": stored.invoice_pdf,
@@ -152,10 +153,6 @@ def invoice_payment_failed(session: Session, event: StripeEvent) -> None:
     )
     if not stored.hosted_invoice_url:
         log.warning("invoice %s failed without a hosted_invoice_url", invoice["id"])
-
-
-def _unix(moment: datetime | None) -> int | None:
-    return int(moment.timestamp()) if moment else None
 
 
 def _now() -> datetime:

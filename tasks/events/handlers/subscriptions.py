@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from core.stripe_objects import StripeDict, previous_price_id
+from core.stripe_objects import StripeDict, previous_price_id, unix_time
 from db import ledger
 from db.models import Account, CreditKind
 from db.subscriptions import Cause, SubscriptionState, SyncResult, sync_subscription
@@ -100,7 +100,7 @@ def plan_change(
             "new_plan_name": new_plan.name,
             "new_monthly_credits": new_plan.monthly_credits,
             "credits_granted": granted,
-            "period_end": _unix(state.current_period_end),
+            "period_end": unix_time(state.current_period_end),
         },
     )
 
@@ -115,11 +115,7 @@ def notify_canceled(session: Session, *, account: Account, result: SyncResult) -
         template="subscription_canceled",
         context={
             "plan_name": plan.name if plan else "paid",
-            "ended_at": _unix(row.current_period_end or row.state_as_of),
+            "ended_at": unix_time(row.current_period_end or row.state_as_of),
             "credits_balance": ledger.balance(session, account_id=account.id),
         },
     )
-
-
-def _unix(moment: datetime | None) -> int | None:
-    return int(moment.timestamp()) if moment else None
