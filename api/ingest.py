@@ -145,7 +145,10 @@ class EventStore:
             [e.payload for e in events],
             [e.status for e in events],
         )
-        async with self._pool.connection(timeout=self._timeout) as conn, conn.transaction():
+        # One statement in autocommit mode is its own transaction: psycopg returns only after
+        # the server's ReadyForQuery, which follows the (synchronous) commit. No BEGIN/COMMIT
+        # round trips needed.
+        async with self._pool.connection(timeout=self._timeout) as conn:
             cursor = await conn.execute(INSERT_EVENTS, columns)
             inserted = {stripe_id: row_id for row_id, stripe_id in await cursor.fetchall()}
         # The first of several deliveries of one id in this batch is the one that stored it.

@@ -97,7 +97,7 @@ async def receive_stripe_webhook(request: Request) -> Response:
     header = request.headers.get("stripe-signature", "").strip()
     if not header:
         return _problem(400, "Missing Stripe-Signature header.")
-    secrets = settings.webhook_secrets
+    secrets = state.webhook_secrets
     if not secrets:
         return _problem(500, "No webhook secret is configured (STRIPE_WEBHOOK_SECRET).")
     body = await _read_capped(request, settings.webhook_max_bytes)
