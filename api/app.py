@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from api.dispatch import EventDispatcher
 from api.ingest import EventStore
-from api.routes import admin_customers, admin_events, health, plans, webhooks
+from api.routes import admin_customers, admin_disputes, admin_events, health, plans, webhooks
 from core.observability import init_sentry
 from core.settings import Settings, get_settings
 from tasks.celery_app import publisher_app
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin_events.router)
     app.include_router(admin_customers.router)
+    app.include_router(admin_disputes.router)
     app.include_router(plans.router)
 
     @app.exception_handler(RequestValidationError)

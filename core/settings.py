@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PAID_PLANS = ("starter", "pro", "team")
@@ -63,16 +63,20 @@ class Settings(BaseSettings):
     flower_basic_auth: str = ""
     plans_file: str = ""
     reconcile_at: str = "03:00"
+    # What a lost chargeback does to the customer's subscription besides keeping the hold.
+    dispute_lost_action: Literal["none", "cancel_subscription"] = "none"
+    # When the daily evidence-deadline reminders go out, HH:MM UTC.
+    dispute_reminders_at: str = "08:00"
 
     sweep_interval_seconds: int = Field(default=60, gt=0)
     sweep_stale_after_seconds: int = Field(default=300, gt=0)
     task_max_retries: int = Field(default=8, ge=0)
 
-    @field_validator("reconcile_at")
+    @field_validator("reconcile_at", "dispute_reminders_at")
     @classmethod
-    def _reconcile_at_is_hh_mm(cls, value: str) -> str:
+    def _time_of_day_is_hh_mm(cls, value: str, info: ValidationInfo) -> str:
         if not _HH_MM.match(value):
-            raise ValueError("RECONCILE_AT must be HH:MM in UTC, such as 03:00.")
+            raise ValueError(f"{str(info.field_name).upper()} must be HH:MM in UTC, such as 03:00.")
         return value
 
     @field_validator("smtp_url")

@@ -243,3 +243,83 @@ class CreditEntry(Base):
         UniqueConstraint("kind", "source_id", name="uq_credit_ledger_kind_source"),
         Index("ix_credit_ledger_account_id", "account_id", "id"),
     )
+
+
+# --- Disputes -------------------------------------------------------------------------------
+
+
+class Dispute(Base):
+    """A Stripe dispute (an inquiry or a chargeback), linked to the grant its payment bought."""
+
+    __tablename__ = "disputes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    stripe_dispute_id: Mapped[str] = mapped_column(Text, unique=True)
+    charge_id: Mapped[str | None] = mapped_column(Text, index=True)
+    payment_intent_id: Mapped[str | None] = mapped_column(Text)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # The grant the disputed payment bought; null while the dispute is unlinked.
+    grant_entry_id: Mapped[int | None] = mapped_column(ForeignKey("credit_ledger.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    is_inquiry: Mapped[bool]
+    is_charge_refundable: Mapped[bool] = mapped_column(server_default=text("false"))
+    evidence_due_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    evidence_submission_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    livemode: Mapped[bool] = mapped_column(server_default=text("false"))
+    stripe_created: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Stripe's `created` of the newest event (or API answer) applied: older ones are skipped.
+    state_as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    @property
+    def linked(self) -> bool:
+        return self.grant_entry_id is not None
+
+
+class DisputeStatusChange(Base):
+    """One change of a dispute's status, and the event (or admin action) that made it."""
+
+    __tablename__ = "dispute_status_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(Text)
+    to_status: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str] = mapped_column(Text)  # `event` or `api`
+    stripe_event_id: Mapped[str | None] = mapped_column(Text)
+    state_as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class DisputeFundsMovement(Base):
+    """Money Stripe took for a dispute, or gave back: recorded once each, never credits."""
+
+    __tablename__ = "dispute_funds_movements"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id"))
+    kind: Mapped[str] = mapped_column(Text)  # `funds_withdrawn` or `funds_reinstated`
+    amount: Mapped[int] = mapped_column(BigInteger)  # minor units; negative when withdrawn
+    fee: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    currency: Mapped[str] = mapped_column(Text)
+    balance_transaction_id: Mapped[str | None] = mapped_column(Text)
+    stripe_event_id: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("dispute_id", "kind", name="uq_dispute_funds_movements_kind"),
+        CheckConstraint(
+            "kind IN ('funds_withdrawn', 'funds_reinstated')",
+            name="ck_dispute_funds_movements_kind",
+        ),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -92,11 +92,17 @@ def sync_subscription(
     account: Account,
     state: SubscriptionState,
     plan: str | None,
-    as_of: datetime,
+    as_of: datetime | None,
     cause: Cause,
     stripe_event_id: str | None = None,
 ) -> SyncResult:
-    """Store the state unless what is stored is newer; record a history row for any change."""
+    """Store the state unless what is stored is newer; record a history row for any change.
+
+    `as_of` is Stripe's `created` of the event that described the state. None means the
+    object is Stripe's answer right now (a fetch, or the reply to our own call): newer than
+    anything stored, so it applies, stamped no earlier than what it replaces."""
+    authoritative = as_of is None
+    as_of = as_of or datetime.now(UTC)
     inserted = session.execute(
         insert(Subscription)
         .values(
@@ -115,7 +121,7 @@ def sync_subscription(
         .with_for_update()
     )
     assert row is not None
-    if not created and _is_stale(row, state, as_of):
+    if not created and _is_stale(row, state, row.state_as_of if authoritative else as_of):
         return SyncResult(subscription=row, applied=False, created=False)
 
     after = {

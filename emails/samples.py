@@ -63,6 +63,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "dispute_opened": {
         "dispute_id": "du_1SampleDispute01",
         "is_inquiry": False,
+        "unlinked": False,
         "amount": 2900,
         "currency": "usd",
         "reason": "fraudulent",

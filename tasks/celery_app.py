@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery, signals
+from celery.schedules import crontab
 
 from core.observability import init_sentry
 from core.settings import Settings, get_settings
@@ -64,10 +65,19 @@ def configure(app: Celery, settings: Settings) -> None:
                 "task": "emails.sweep_pending",
                 "schedule": float(settings.sweep_interval_seconds),
             },
+            "remind-dispute-evidence": {
+                "task": "billing.remind_dispute_evidence",
+                "schedule": _daily_at(settings.dispute_reminders_at),
+            },
         },
         timezone="UTC",
         enable_utc=True,
     )
+
+
+def _daily_at(hh_mm: str) -> crontab:
+    hour, minute = hh_mm.split(":")
+    return crontab(hour=int(hour), minute=int(minute))
 
 
 def publisher_app(settings: Settings) -> Celery:
@@ -77,7 +87,15 @@ def publisher_app(settings: Settings) -> Celery:
     return publisher
 
 
-app = Celery("billing", include=["tasks.events.tasks", "tasks.events.outbox", "tasks.emails"])
+app = Celery(
+    "billing",
+    include=[
+        "tasks.events.tasks",
+        "tasks.events.outbox",
+        "tasks.emails",
+        "tasks.dispute_reminders",
+    ],
+)
 configure(app, get_settings())
 
 

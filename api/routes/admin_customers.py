@@ -10,7 +10,10 @@ from pydantic import BaseModel
 from api.deps import AdminDep, SessionDep
 from db import ledger
 from db.accounts import find_account
+from db.disputes import list_disputes
 from db.subscriptions import latest_subscription
+
+MAX_DISPUTES = 500
 
 router = APIRouter(prefix="/api/admin/customers", tags=["admin"], dependencies=[AdminDep])
 
@@ -78,5 +81,14 @@ def get_customer(session: SessionDep, customer_id: str) -> CustomerOut:
             )
             for e in entries
         ],
-        disputes=[],  # the disputes table arrives with the dispute lifecycle
+        disputes=[
+            DisputeOut(
+                id=d.stripe_dispute_id,
+                status=d.status,
+                amount=d.amount,
+                reason=d.reason,
+                evidence_due_by=d.evidence_due_by,
+            )
+            for d in list_disputes(session, account_id=account.id, limit=MAX_DISPUTES)
+        ],
     )

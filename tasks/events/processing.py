@@ -16,6 +16,7 @@ from enum import StrEnum
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from db.locks import lock_customer
 from db.models import PENDING_STATUSES, EventStatus, WebhookEvent
 from db.session import transaction
 from tasks.events.event import StripeEvent
@@ -54,14 +55,6 @@ def claim(session: Session, *, row_id: int) -> Claim | None:
     row.claimed_at = func.now()
     session.flush()
     return Claim(attempt=row.attempts, event_type=row.type, stripe_event_id=row.stripe_event_id)
-
-
-def lock_customer(session: Session, customer_id: str) -> None:
-    """Serialise all work on one Stripe customer until the transaction ends."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"customer:{customer_id}"},
-    )
 
 
 def apply(*, row_id: int, attempt: int) -> Outcome:

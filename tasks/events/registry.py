@@ -12,16 +12,15 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from tasks.events.event import StripeEvent
-from tasks.events.handlers.audit_log import log_event
 from tasks.events.handlers.checkout import checkout_completed
 from tasks.events.handlers.customers import customer_changed
+from tasks.events.handlers.disputes import dispute_event
 from tasks.events.handlers.invoices import invoice_paid, invoice_payment_failed
 from tasks.events.handlers.refunds import charge_refunded
 from tasks.events.handlers.subscriptions import subscription_changed, subscription_deleted
 
 Handler = Callable[[Session, StripeEvent], None]
 
-# The dispute lifecycle (issue 4) replaces `log_event`, which only logs, for the disputes.
 HANDLERS: dict[str, Handler] = {
     # --- Customers: adopt a customer met for the first time and link `metadata.user_id`.
     "customer.created": customer_changed,
@@ -45,11 +44,11 @@ HANDLERS: dict[str, Handler] = {
     "charge.refunded": charge_refunded,
     # --- Disputes: the whole chargeback lifecycle; credits are held back while a chargeback
     # is open, admins are told at once and reminded before the evidence deadline.
-    "charge.dispute.created": log_event,
-    "charge.dispute.updated": log_event,
-    "charge.dispute.closed": log_event,
-    "charge.dispute.funds_withdrawn": log_event,
-    "charge.dispute.funds_reinstated": log_event,
+    "charge.dispute.created": dispute_event,
+    "charge.dispute.updated": dispute_event,
+    "charge.dispute.closed": dispute_event,
+    "charge.dispute.funds_withdrawn": dispute_event,
+    "charge.dispute.funds_reinstated": dispute_event,
 }
 
 

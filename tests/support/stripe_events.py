@@ -12,7 +12,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from db.models import Account, CreditEntry, EmailLog, Subscription, SubscriptionChange
+from db.models import (
+    Account,
+    CreditEntry,
+    Dispute,
+    DisputeFundsMovement,
+    DisputeStatusChange,
+    EmailLog,
+    Subscription,
+    SubscriptionChange,
+)
 from db.session import new_session
 from tasks.events.tasks import EVENT_TASKS
 from tests.support.events import store_directly, stored
@@ -153,3 +162,55 @@ def emails(key_prefix: str) -> list[EmailLog]:
                 .order_by(EmailLog.id)
             )
         )
+
+
+def dispute_event(
+    event_type: str,
+    ids: Ids,
+    *,
+    api_version: str = NEWEST,
+    created: int | None = None,
+    status: str | None = None,
+    due_by: int | None = None,
+) -> dict[str, Any]:
+    """A dispute event; `status` and `due_by` override the fixture's."""
+    event = stripe_event(event_type, ids, api_version=api_version, created=created)
+    dispute = event["data"]["object"]
+    if status is not None:
+        dispute["status"] = status
+        if status.startswith("warning_"):
+            card = (dispute.get("payment_method_details") or {}).get("card")
+            if card is not None:
+                card["case_type"] = "inquiry"
+    if due_by is not None:
+        dispute["evidence_details"]["due_by"] = due_by
+    return event
+
+
+def dispute_row(dispute_id: str) -> Dispute | None:
+    with new_session() as session:
+        return session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == dispute_id))
+
+
+def dispute_statuses(dispute_id: str) -> list[str]:
+    with new_session() as session:
+        return list(
+            session.scalars(
+                select(DisputeStatusChange.to_status)
+                .join(Dispute, Dispute.id == DisputeStatusChange.dispute_id)
+                .where(Dispute.stripe_dispute_id == dispute_id)
+                .order_by(DisputeStatusChange.id)
+            )
+        )
+
+
+def funds_movements(dispute_id: str) -> list[tuple[str, int, int]]:
+    """(kind, amount, fee) of the dispute's recorded money movements."""
+    with new_session() as session:
+        rows = session.execute(
+            select(DisputeFundsMovement.kind, DisputeFundsMovement.amount, DisputeFundsMovement.fee)
+            .join(Dispute, Dispute.id == DisputeFundsMovement.dispute_id)
+            .where(Dispute.stripe_dispute_id == dispute_id)
+            .order_by(DisputeFundsMovement.id)
+        ).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]

@@ -4,8 +4,6 @@ the invoice's own events); payment mode grants a credit pack, keyed by the payme
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy.orm import Session
 
 from core.stripe_objects import object_id
@@ -53,7 +51,7 @@ def subscription_checkout(
             session,
             account=account,
             subscription=fetched,
-            as_of=datetime.now(UTC),
+            as_of=None,
             cause=Cause.EVENT,
             stripe_event_id=event.id,
         )

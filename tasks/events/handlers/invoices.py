@@ -7,8 +7,6 @@ first invoice, so the invoice id is the grant's key and the receipt's.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy.orm import Session
 
 from core.plans import Plan
@@ -87,7 +85,7 @@ def subscription_price(session: Session, *, account: Account, subscription_id: s
     if fetched is None:
         raise NotYetKnown(f"the price of subscription {subscription_id} is not known yet")
     result = apply_stripe_subscription(
-        session, account=account, subscription=fetched, as_of=_now(), cause=Cause.EVENT
+        session, account=account, subscription=fetched, as_of=None, cause=Cause.EVENT
     )
     if not result.subscription.price_id:
         raise ValueError(f"subscription {subscription_id} has no price")
@@ -153,7 +151,3 @@ def invoice_payment_failed(session: Session, event: StripeEvent) -> None:
     )
     if not stored.hosted_invoice_url:
         log.warning("invoice %s failed without a hosted_invoice_url", invoice["id"])
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

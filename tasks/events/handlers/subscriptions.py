@@ -22,11 +22,12 @@ def apply_stripe_subscription(
     *,
     account: Account,
     subscription: StripeDict,
-    as_of: datetime,
+    as_of: datetime | None,
     cause: Cause,
     stripe_event_id: str | None = None,
 ) -> SyncResult:
-    """Store a Stripe subscription object (from an event, a fetch or an API answer)."""
+    """Store a Stripe subscription object: from an event (`as_of` its `created`), or fetched
+    or returned by our own call (`as_of` None: Stripe's state now)."""
     state = SubscriptionState.from_stripe(subscription)
     plan = plan_for_price(state.price_id, where=f"subscription {state.stripe_subscription_id}")
     return sync_subscription(
