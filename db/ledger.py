@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.invoices import find_invoice_of_payment
-from db.models import CreditEntry, CreditKind
+from db.models import Account, CreditEntry, CreditKind
 
 GRANT_KINDS = (CreditKind.PLAN_CREDITS, CreditKind.PACK_CREDITS, CreditKind.UPGRADE_CREDITS)
 
@@ -114,3 +114,40 @@ def sum_by_source_prefix(session: Session, *, kind: CreditKind, prefix: str) -> 
             )
         )
     )
+
+
+class InsufficientCredits(Exception):
+    """The balance cannot pay for the consumption (a negative balance never can)."""
+
+    def __init__(self, balance: int, amount: int) -> None:
+        super().__init__(f"balance {balance} cannot pay {amount} credits")
+        self.balance = balance
+        self.amount = amount
+
+
+def consume(
+    session: Session, *, account_id: int, amount: int, key: str, description: str | None = None
+) -> CreditEntry:
+    """Spend credits once per (account, key). The account row is locked, so two concurrent
+    consumptions can never both spend the last credit; a short or negative balance (a
+    chargeback's hold can make it negative) refuses with `InsufficientCredits`."""
+    if amount <= 0:
+        raise ValueError("a consumption spends a positive number of credits")
+    session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+    source_id = f"{account_id}:{key}"
+    earlier = find_entry(session, kind=CreditKind.CONSUMPTION, source_id=source_id)
+    if earlier is not None:
+        return earlier
+    available = balance(session, account_id=account_id)
+    if available < amount:
+        raise InsufficientCredits(available, amount)
+    entry = add_entry(
+        session,
+        account_id=account_id,
+        kind=CreditKind.CONSUMPTION,
+        source_id=source_id,
+        amount=-amount,
+        description=description,
+    )
+    assert entry is not None  # the lock and the lookup above rule out a duplicate
+    return entry
