@@ -57,6 +57,8 @@ def adopt_customer(
     """The customer's account. A customer met for the first time is adopted, its email taken
     from the event's object, or from Stripe when the object lacks it; `metadata.user_id` (or
     the Checkout's `client_reference_id`) links it to a host-application user."""
+    if not customer_id:
+        raise ValueError(f"{source.get('object', 'object')} {source.get('id')} names no customer")
     account, new = ensure_account(session, customer_id=customer_id)
     is_customer = source.get("object") == "customer"
     email = customer_email(source)

@@ -83,8 +83,11 @@ def apply_dispute(
     account, grant = (None, None)
     if stored is None or stored.grant_entry_id is None:
         account, grant = find_what_it_paid_for(session, state, client)
-        if account is not None:
-            lock_customer(session, account.stripe_customer_id)
+    if account is None and stored is not None and stored.account_id is not None:
+        account = session.get(Account, stored.account_id)
+    if account is not None:
+        # Holds and releases change the balance: in step with everything else on the account.
+        lock_customer(session, account.stripe_customer_id)
     result = sync_dispute(
         session, state=state, as_of=as_of, cause=cause, stripe_event_id=stripe_event_id
     )
