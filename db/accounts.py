@@ -13,13 +13,6 @@ def find_account(session: Session, *, customer_id: str) -> Account | None:
     return session.scalar(select(Account).where(Account.stripe_customer_id == customer_id))
 
 
-def find_account_of_user(session: Session, *, user_id: str) -> Account | None:
-    """The user's newest account (a deleted Stripe customer leaves an older one behind)."""
-    return session.scalar(
-        select(Account).where(Account.user_id == user_id).order_by(Account.id.desc()).limit(1)
-    )
-
-
 def ensure_account(session: Session, *, customer_id: str) -> tuple[Account, bool]:
     """The customer's account, created if this is the first time we meet it; (account, new)."""
     account_id = session.execute(

@@ -199,26 +199,6 @@ def record_funds_movement(
     )
 
 
-def funds_movements(session: Session, *, dispute_id: int) -> list[DisputeFundsMovement]:
-    return list(
-        session.scalars(
-            select(DisputeFundsMovement)
-            .where(DisputeFundsMovement.dispute_id == dispute_id)
-            .order_by(DisputeFundsMovement.id)
-        )
-    )
-
-
-def status_history(session: Session, *, dispute_id: int) -> list[DisputeStatusChange]:
-    return list(
-        session.scalars(
-            select(DisputeStatusChange)
-            .where(DisputeStatusChange.dispute_id == dispute_id)
-            .order_by(DisputeStatusChange.id)
-        )
-    )
-
-
 def list_disputes(
     session: Session, *, status: str | None = None, account_id: int | None = None, limit: int = 100
 ) -> list[Dispute]:

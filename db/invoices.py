@@ -81,14 +81,3 @@ def find_invoice_of_payment(
     if not matches:
         return None
     return session.scalar(select(Invoice).where(or_(*matches)).limit(1))
-
-
-def invoices_of(session: Session, *, account_id: int, limit: int = 100) -> list[Invoice]:
-    return list(
-        session.scalars(
-            select(Invoice)
-            .where(Invoice.account_id == account_id)
-            .order_by(Invoice.stripe_created.desc().nulls_last(), Invoice.id.desc())
-            .limit(limit)
-        )
-    )
