@@ -17,7 +17,7 @@ from tasks.events.handlers.customers import customer_changed
 from tasks.events.handlers.disputes import dispute_event
 from tasks.events.handlers.invoices import invoice_paid, invoice_payment_failed
 from tasks.events.handlers.refunds import charge_refunded
-from tasks.events.handlers.subscriptions import subscription_changed, subscription_deleted
+from tasks.events.handlers.subscriptions import subscription_changed
 
 Handler = Callable[[Session, StripeEvent], None]
 
@@ -34,7 +34,7 @@ HANDLERS: dict[str, Handler] = {
     # the account to `free` and sends the cancellation email.
     "customer.subscription.created": subscription_changed,
     "customer.subscription.updated": subscription_changed,
-    "customer.subscription.deleted": subscription_deleted,
+    "customer.subscription.deleted": subscription_changed,
     # --- Invoices: store the invoice; a paid one grants the period's credits once per invoice
     # id (both events name the same invoice); a failed one sends the pay-now email.
     "invoice.paid": invoice_paid,

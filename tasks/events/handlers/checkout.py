@@ -17,6 +17,7 @@ from tasks.events.handlers.common import (
     fetch_subscription,
     log,
 )
+from tasks.events.handlers.invoices import grant_period_credits
 from tasks.events.handlers.subscriptions import apply_stripe_subscription
 
 
@@ -60,17 +61,10 @@ def subscription_checkout(
     invoice_id = object_id(checkout.get("invoice"))
     # Without the plan or the invoice (API versions before 2022 have no `invoice` here) the
     # invoice's own event grants the period: it carries both, under the same key.
-    if plan is None or invoice_id is None or plan.monthly_credits <= 0:
-        return
-    ledger.add_entry(
-        session,
-        account_id=account.id,
-        kind=CreditKind.PLAN_CREDITS,
-        source_id=invoice_id,
-        amount=plan.monthly_credits,
-        stripe_event_id=event.id,
-        description=f"{plan.name} plan, first invoice {invoice_id}",
-    )
+    if plan is not None and invoice_id is not None:
+        grant_period_credits(
+            session, account=account, invoice_id=invoice_id, plan=plan, stripe_event_id=event.id
+        )
 
 
 def pack_checkout(

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from core.plans import Plan
 from core.stripe_objects import (
-    StripeDict,
     invoice_grants_credits,
     invoice_payment_ids,
     invoice_price_id,
@@ -53,8 +52,15 @@ def invoice_paid(session: Session, event: StripeEvent) -> None:
     )
     granted = 0
     if subscription_id and plan and invoice_grants_credits(invoice):
+        intent, charge = invoice_payment_ids(invoice)
         granted = grant_period_credits(
-            session, account=account, invoice=invoice, plan=plan, stripe_event_id=event.id
+            session,
+            account=account,
+            invoice_id=invoice["id"],
+            plan=plan,
+            stripe_event_id=event.id,
+            payment_intent_id=intent,
+            charge_id=charge,
         )
     notify_customer(
         session,
@@ -93,25 +99,31 @@ def subscription_price(session: Session, *, account: Account, subscription_id: s
 
 
 def grant_period_credits(
-    session: Session, *, account: Account, invoice: StripeDict, plan: Plan, stripe_event_id: str
+    session: Session,
+    *,
+    account: Account,
+    invoice_id: str,
+    plan: Plan,
+    stripe_event_id: str,
+    payment_intent_id: str | None = None,
+    charge_id: str | None = None,
 ) -> int:
-    """The plan's monthly credits for the invoice's period, once per invoice id."""
-    intent, charge = invoice_payment_ids(invoice)
+    """The plan's monthly credits for the invoice's period, once per invoice id (whichever of
+    the invoice events and the subscription Checkout names it first); what was granted."""
     if plan.monthly_credits <= 0:
         return 0
-    entry = ledger.add_entry(
+    ledger.add_entry(
         session,
         account_id=account.id,
         kind=CreditKind.PLAN_CREDITS,
-        source_id=invoice["id"],
+        source_id=invoice_id,
         amount=plan.monthly_credits,
-        payment_intent_id=intent,
-        charge_id=charge,
+        payment_intent_id=payment_intent_id,
+        charge_id=charge_id,
         stripe_event_id=stripe_event_id,
-        description=f"{plan.name} plan, invoice {invoice.get('number') or invoice['id']}",
+        description=f"{plan.name} plan, invoice {invoice_id}",
     )
-    if entry is None:
-        entry = ledger.find_entry(session, kind=CreditKind.PLAN_CREDITS, source_id=invoice["id"])
+    entry = ledger.find_entry(session, kind=CreditKind.PLAN_CREDITS, source_id=invoice_id)
     return entry.amount if entry else 0
 
 

@@ -59,10 +59,6 @@ def subscription_changed(session: Session, event: StripeEvent) -> None:
         notify_canceled(session, account=account, result=result)
 
 
-def subscription_deleted(session: Session, event: StripeEvent) -> None:
-    subscription_changed(session, event)
-
-
 def plan_change(
     session: Session, *, account: Account, subscription: StripeDict, old_price: str
 ) -> None:
