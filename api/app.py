@@ -57,6 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # The webhook answers through plain routes matched before anything else (see
+    # api.routes.webhooks); its FastAPI routes below only document it.
+    for path in webhooks.WEBHOOK_PATHS:
+        app.router.add_route(
+            path, webhooks.receive_stripe_webhook, methods=["POST"], include_in_schema=False
+        )
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(admin_events.router)

@@ -5,15 +5,26 @@ whatever has gathered (no timer, so a lone request waits for nothing) and store 
 `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING` in one transaction.
 Under load that turns dozens of round trips and fsyncs into one; every future is resolved
 only after the commit, so nothing is acknowledged before it is durable.
+
+Each writer owns one long-lived connection (opened on first use, and again after a
+failure) and one cursor on it, with the statement prepared server-side from the start. The
+API process is the bottleneck, and a pool checkout per batch (its lock, checks and reset)
+plus a new cursor (a cold dumper cache) per batch made up about a third of a batch's client
+CPU (measured: 400-500 µs per batch of 8 through the pool, 250-300 µs like this). The pool
+is kept, with one connection, for readiness checks only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+from psycopg import pq
+from psycopg.adapt import Dumper
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
@@ -22,14 +33,57 @@ INSERT_EVENTS = """
 INSERT INTO webhook_events
     (stripe_event_id, type, api_version, livemode, account, stripe_created, payload, status,
      processed_at)
-SELECT e.id, e.type, e.api_version, e.livemode, e.account, to_timestamp(e.created),
-       e.payload::jsonb, e.status, CASE WHEN e.status = 'ignored' THEN now() END
-FROM unnest(%b::text[], %b::text[], %b::text[], %b::bool[], %b::text[], %b::bigint[],
-            %b::text[], %b::text[])
+SELECT e.id, e.type, e.api_version, e.livemode::bool, e.account,
+       to_timestamp(e.created::bigint), e.payload::jsonb, e.status,
+       CASE WHEN e.status = 'ignored' THEN now() END
+FROM unnest(%b, %b, %b, %b, %b, %b, %b, %b)
      AS e(id, type, api_version, livemode, account, created, payload, status)
 ON CONFLICT (stripe_event_id) DO NOTHING
 RETURNING id, stripe_event_id
 """
+
+
+# PostgreSQL's binary array format: a header (dimensions, has-nulls flag, element type,
+# length, lower bound), then each element as its byte length (-1 for NULL) and its bytes.
+_TEXT_OID, _TEXT_ARRAY_OID = 25, 1009
+_ARRAY_HEADER = struct.Struct("!iiIii")
+_LENGTH = struct.Struct("!i")
+_NULL = _LENGTH.pack(-1)
+
+
+class _TextColumn:
+    """One column of a batch, sent as one binary `text[]` parameter."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: list[str | None] | list[bytes]) -> None:
+        self.values = values
+
+
+class _TextColumnDumper(Dumper):
+    """Builds a `_TextColumn`'s binary array in one pass.
+
+    psycopg's generic list dumper inspects every list to choose an element dumper and then
+    dumps element by element through it (measured: 53 µs for the 8 columns of a batch of 8,
+    against 20 µs here). These columns are known to be text: booleans and integers are sent
+    as text and cast in the statement.
+    """
+
+    format = pq.Format.BINARY
+    oid = _TEXT_ARRAY_OID
+
+    def dump(self, obj: _TextColumn) -> bytes:
+        parts = [b""]
+        has_null = 0
+        for value in obj.values:
+            if value is None:
+                has_null = 1
+                parts.append(_NULL)
+            else:
+                data = value if isinstance(value, bytes) else value.encode()
+                parts += (_LENGTH.pack(len(data)), data)
+        parts[0] = _ARRAY_HEADER.pack(1, has_null, _TEXT_OID, len(obj.values), 1)
+        return b"".join(parts)
 
 
 class StorageUnavailable(Exception):
@@ -48,7 +102,9 @@ class IncomingEvent:
     livemode: bool
     account: str | None
     created: int | None
-    payload: str  # the verified body, stored as it came
+    # The verified body, stored as it came: UTF-8 that orjson has parsed. Kept as bytes:
+    # decoding it and encoding it again for the wire cost about 6 µs per 4 KB event.
+    payload: bytes
     status: str  # `received`, or `ignored` for a type no task handles
 
 
@@ -65,17 +121,22 @@ class EventStore:
     def __init__(
         self, conninfo: str, *, writers: int = 2, max_batch: int = 256, timeout: float = 2.0
     ) -> None:
+        self._conninfo = conninfo
+        self._connect_kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": max(1, int(timeout)),
+        }
+        # Readiness checks only; the writers keep connections of their own.
         self._pool = AsyncConnectionPool(
             conninfo,
-            min_size=writers,
-            max_size=writers + 1,  # one spare for readiness checks
+            min_size=1,
+            max_size=1,
             open=False,
             timeout=timeout,
-            kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
+            kwargs=self._connect_kwargs,
         )
         self._writers = writers
         self._max_batch = max_batch
-        self._timeout = timeout
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -100,23 +161,43 @@ class EventStore:
         return await future
 
     async def _write_forever(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._write(batch)
+        writer = _Writer(self._conninfo, self._connect_kwargs)
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < self._max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                await writer.write(batch)
+        finally:
+            await writer.close()
 
-    async def _write(self, batch: list[_Pending]) -> None:
+
+class _Writer:
+    """One writer coroutine's connection: opened on first use, dropped after a failure."""
+
+    def __init__(self, conninfo: str, connect_kwargs: dict[str, Any]) -> None:
+        self._conninfo = conninfo
+        self._connect_kwargs = connect_kwargs
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._cursor: psycopg.AsyncCursor[Any] | None = None
+
+    async def close(self) -> None:
+        await self._discard()
+
+    async def write(self, batch: list[_Pending]) -> None:
         try:
             results = await self._insert([event for event, _ in batch])
         except psycopg.DataError:
-            # One bad payload must not fail the others: store them one by one.
+            # One bad payload must not fail the others: store them one by one. In autocommit
+            # the failed statement left the connection usable.
             for item in batch:
                 await self._write_alone(item)
             return
         except Exception as exc:
             log.warning("webhook store failed for %d events: %s", len(batch), exc)
             _fail(batch, StorageUnavailable(str(exc)))
+            # Whatever failed (a lost server, a timeout), the next batch starts afresh.
+            await self._discard()
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
@@ -130,27 +211,45 @@ class EventStore:
             _fail([item], UnstorableEvent(str(exc).splitlines()[0]))
         except Exception as exc:
             _fail([item], StorageUnavailable(str(exc)))
+            await self._discard()
         else:
             if not future.done():
                 future.set_result(result)
 
+    async def _discard(self) -> None:
+        conn, self._conn, self._cursor = self._conn, None, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception as exc:  # already gone; nothing left to release
+                log.debug("closing a writer connection: %s", exc)
+
     async def _insert(self, events: list[IncomingEvent]) -> list[Stored]:
+        if self._cursor is None:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, **self._connect_kwargs
+            )
+            self._conn.adapters.register_dumper(_TextColumn, _TextColumnDumper)
+            self._cursor = self._conn.cursor()
+        # Both writers insert in event-id order: two batches holding the same ids (a storm of
+        # duplicate deliveries) then wait on each other in one order instead of deadlocking.
+        events_in_order = sorted(events, key=lambda e: e.stripe_event_id)
         columns = (
-            [e.stripe_event_id for e in events],
-            [e.type for e in events],
-            [e.api_version for e in events],
-            [e.livemode for e in events],
-            [e.account for e in events],
-            [e.created for e in events],
-            [e.payload for e in events],
-            [e.status for e in events],
+            _TextColumn([e.stripe_event_id for e in events_in_order]),
+            _TextColumn([e.type for e in events_in_order]),
+            _TextColumn([e.api_version for e in events_in_order]),
+            _TextColumn(["true" if e.livemode else "false" for e in events_in_order]),
+            _TextColumn([e.account for e in events_in_order]),
+            _TextColumn([None if e.created is None else str(e.created) for e in events_in_order]),
+            _TextColumn([e.payload for e in events_in_order]),
+            _TextColumn([e.status for e in events_in_order]),
         )
         # One statement in autocommit mode is its own transaction: psycopg returns only after
         # the server's ReadyForQuery, which follows the (synchronous) commit. No BEGIN/COMMIT
-        # round trips needed.
-        async with self._pool.connection(timeout=self._timeout) as conn:
-            cursor = await conn.execute(INSERT_EVENTS, columns)
-            inserted = {stripe_id: row_id for row_id, stripe_id in await cursor.fetchall()}
+        # round trips needed. Prepared from the first execution: the statement never changes.
+        cursor = self._cursor
+        await cursor.execute(INSERT_EVENTS, columns, prepare=True)
+        inserted = {stripe_id: row_id for row_id, stripe_id in await cursor.fetchall()}
         # The first of several deliveries of one id in this batch is the one that stored it.
         results = []
         for e in events:

@@ -1,4 +1,12 @@
-"""`POST /api/stripe/webhook`: verify, store, answer. No billing work happens here."""
+"""`POST /api/stripe/webhook`: verify, store, answer. No billing work happens here.
+
+The endpoint is registered twice. `router` holds FastAPI routes that document it in the
+OpenAPI schema (and would answer the same way). The requests themselves are answered by
+plain Starlette routes for `WEBHOOK_PATHS`, which `api.app` installs ahead of every
+router: the endpoint takes only the raw request, so FastAPI's request handling (dependency
+solving, query parsing) and the included routers' matching are pure overhead on the hottest
+path; under load they took about 15% of the API process's CPU (py-spy).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,8 @@ from pydantic import BaseModel
 from api.ingest import IncomingEvent, StorageUnavailable, UnstorableEvent
 from api.signature import verify_signature
 from tasks.events.registry import is_handled
+
+WEBHOOK_PATHS = ("/api/stripe/webhook", "/api/billing/webhook")  # the second is an alias
 
 router = APIRouter(tags=["stripe"])
 
@@ -68,7 +78,7 @@ def _parse_event(body: bytes) -> IncomingEvent | None:
         livemode=event.get("livemode") is True,
         account=account if isinstance(account, str) else None,
         created=created if isinstance(created, int) and not isinstance(created, bool) else None,
-        payload=body.decode(),
+        payload=body,
         status="received" if is_handled(event_type) else "ignored",
     )
 
@@ -83,9 +93,9 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/api/stripe/webhook", response_model=WebhookReceipt, responses=_RESPONSES)
+@router.post(WEBHOOK_PATHS[0], response_model=WebhookReceipt, responses=_RESPONSES)
 @router.post(
-    "/api/billing/webhook",
+    WEBHOOK_PATHS[1],
     response_model=WebhookReceipt,
     responses=_RESPONSES,
     include_in_schema=False,
