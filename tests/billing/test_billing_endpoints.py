@@ -38,8 +38,8 @@ def test_the_admin_customer_view_shows_plan_subscription_and_the_whole_ledger(
 ):
     ids = known_customer(Ids())
     process_ok(stripe_event("customer.subscription.created", ids))
-    process_ok(stripe_event("invoice.paid", ids))
-    refund = stripe_event("charge.refunded", ids)
+    process_ok(stripe_event("invoice.paid", ids, api_version="2022-11-15"))
+    refund = stripe_event("charge.refunded", ids, api_version="2022-11-15")
     refund["data"]["object"].update(amount=2900, amount_refunded=1450)
     process_ok(refund)
 

@@ -47,7 +47,7 @@ def test_a_short_balance_is_refused():
 
 def test_a_negative_balance_after_a_chargeback_refuses_every_consumption():
     ids = known_customer(Ids())
-    process_ok(stripe_event("invoice.paid", ids))
+    process_ok(stripe_event("invoice.paid", ids, api_version="2022-11-15"))
     spend(ids.customer, 1000, "before-the-dispute")
     process_ok(dispute_event("charge.dispute.created", ids))
 

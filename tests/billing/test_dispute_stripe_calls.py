@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 
 from core.settings import get_settings
-from tasks.events.handlers import disputes as dispute_handlers
 from tests.conftest import make_client
 from tests.support.stripe_events import (
     CREDITS,
@@ -29,11 +28,8 @@ T0 = 1_800_000_000
 
 
 @pytest.fixture
-def fake(monkeypatch) -> Iterator[StripeFake]:
-    """The fake, and the event handlers' Stripe client pointed at it."""
-    with StripeFake().running() as stripe_fake:
-        monkeypatch.setattr(dispute_handlers, "stripe_client", stripe_fake.client)
-        yield stripe_fake
+def fake(stripe_fake: StripeFake) -> StripeFake:
+    return stripe_fake
 
 
 @pytest.fixture
@@ -45,9 +41,12 @@ def lost_action_cancels(monkeypatch) -> Iterator[None]:
     get_settings.cache_clear()
 
 
-def grant_without_payment_ids(ids: Ids) -> None:
+def grant_without_payment_ids(ids: Ids, fake: StripeFake) -> None:
     """The first period granted by Checkout, which names the invoice but not the payment."""
     known_customer(ids)
+    fake.subscriptions[ids.subscription] = stripe_event("customer.subscription.created", ids)[
+        "data"
+    ]["object"]
     process_ok(stripe_event("customer.subscription.created", ids))
     process_ok(stripe_event("checkout.session.completed", ids))
     assert balance(ids.customer) == CREDITS["pro"]
@@ -55,7 +54,7 @@ def grant_without_payment_ids(ids: Ids) -> None:
 
 def test_an_old_charge_links_through_its_invoice(fake):
     ids = Ids()
-    grant_without_payment_ids(ids)
+    grant_without_payment_ids(ids, fake)
     fake.charges[ids.charge] = {
         "id": ids.charge,
         "object": "charge",
@@ -72,7 +71,7 @@ def test_an_old_charge_links_through_its_invoice(fake):
 
 def test_a_new_payment_links_through_the_invoice_payments(fake):
     ids = Ids()
-    grant_without_payment_ids(ids)
+    grant_without_payment_ids(ids, fake)
     fake.charges[ids.charge] = {"id": ids.charge, "object": "charge", "customer": ids.customer}
     fake.invoice_payments.append(
         {
@@ -100,7 +99,7 @@ def test_a_charge_stripe_does_not_know_leaves_the_dispute_unlinked(fake):
 def test_a_lost_chargeback_can_cancel_the_subscription(fake, lost_action_cancels):
     ids = known_customer(Ids())
     process_ok(stripe_event("customer.subscription.created", ids, created=T0))
-    process_ok(stripe_event("invoice.paid", ids))
+    process_ok(stripe_event("invoice.paid", ids, api_version="2022-11-15"))
     fake.subscriptions[ids.subscription] = stripe_event("customer.subscription.created", ids)[
         "data"
     ]["object"]
@@ -134,7 +133,7 @@ def admin_api(fake) -> Iterator:
 
 def open_dispute(fake: StripeFake) -> Ids:
     ids = known_customer(Ids())
-    process_ok(stripe_event("invoice.paid", ids))
+    process_ok(stripe_event("invoice.paid", ids, api_version="2022-11-15"))
     event = dispute_event("charge.dispute.created", ids, created=T0)
     process_ok(event)
     fake.disputes[ids.dispute] = event["data"]["object"]

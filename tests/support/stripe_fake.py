@@ -37,6 +37,8 @@ class StripeFake:
         match method, parts:
             case "GET", ["charges", charge_id] if charge_id in self.charges:
                 return 200, self.charges[charge_id]
+            case "GET", ["subscriptions", subscription_id] if subscription_id in self.subscriptions:
+                return 200, self.subscriptions[subscription_id]
             case "GET", ["invoice_payments"]:
                 intent = form.get("payment[payment_intent]")
                 data = [

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 import sentry_sdk
 import stripe
@@ -13,7 +15,7 @@ from sqlalchemy.orm import Session
 from core.plans import Catalogue, Plan, get_catalogue
 from core.settings import get_settings
 from core.stripe_client import make_stripe_client
-from core.stripe_objects import StripeDict, customer_email, metadata_user_id
+from core.stripe_objects import StripeDict, customer_email, metadata_user_id, object_id
 from db.accounts import ensure_account, update_contact
 from db.models import Account
 from tasks.events.event import StripeEvent
@@ -41,14 +43,40 @@ def fetch_subscription(subscription_id: str) -> StripeDict | None:
     client = stripe_client()
     if client is None:
         return None
-    return client.v1.subscriptions.retrieve(subscription_id).to_dict()
+    return retrieve_or_none(lambda: client.v1.subscriptions.retrieve(subscription_id))
 
 
 def fetch_customer(customer_id: str) -> StripeDict | None:
     client = stripe_client()
     if client is None:
         return None
-    return client.v1.customers.retrieve(customer_id).to_dict()
+    return retrieve_or_none(lambda: client.v1.customers.retrieve(customer_id))
+
+
+def retrieve_or_none(call: Callable[[], Any]) -> StripeDict | None:
+    """Stripe's object as a dict; None when Stripe does not know it (or, like an old API
+    version or a fake, has no such route). Lost connections and 5xx still raise: retried."""
+    try:
+        return call().to_dict()
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status in (400, 404):
+            return None
+        raise
+
+
+def invoice_of_payment(client: stripe.StripeClient | None, intent: str | None) -> str | None:
+    """The invoice a payment intent paid. Since 2025-03-31.basil neither the invoice nor the
+    charge names the other in a webhook (`invoice.payments` is includable), so Stripe's
+    invoice payments are asked."""
+    if client is None or intent is None:
+        return None
+    payments = retrieve_or_none(
+        lambda: client.v1.invoice_payments.list(
+            params={"payment": {"type": "payment_intent", "payment_intent": intent}, "limit": 1}
+        )
+    )
+    data = (payments or {}).get("data") or []
+    return object_id(data[0].get("invoice")) if data else None
 
 
 def adopt_customer(

@@ -11,9 +11,7 @@ Stripe's answer through `apply_dispute` too, so both paths keep the same rules.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import sentry_sdk
 import stripe
@@ -40,7 +38,12 @@ from db.models import Account, CreditEntry, CreditKind, Dispute
 from db.subscriptions import Cause, live_subscription
 from tasks.emails import queue_email
 from tasks.events.event import StripeEvent
-from tasks.events.handlers.common import event_time, stripe_client
+from tasks.events.handlers.common import (
+    event_time,
+    invoice_of_payment,
+    retrieve_or_none,
+    stripe_client,
+)
 from tasks.events.handlers.subscriptions import apply_stripe_subscription
 
 log = logging.getLogger("billing.disputes")
@@ -120,11 +123,11 @@ def find_what_it_paid_for(
         return session.get(Account, grant.account_id), grant
     if client is None or state.charge_id is None:
         return None, None
-    charge = _retrieve_or_none(lambda: client.v1.charges.retrieve(state.charge_id or ""))
+    charge = retrieve_or_none(lambda: client.v1.charges.retrieve(state.charge_id or ""))
     if charge is None:
         return None, None
     intent = state.payment_intent_id or object_id(charge.get("payment_intent"))
-    invoice_id = object_id(charge.get("invoice")) or _invoice_of_payment(client, intent)
+    invoice_id = object_id(charge.get("invoice")) or invoice_of_payment(client, intent)
     if invoice_id:
         grant = ledger.find_entry(session, kind=CreditKind.PLAN_CREDITS, source_id=invoice_id)
     customer_id = object_id(charge.get("customer"))
@@ -133,29 +136,6 @@ def find_what_it_paid_for(
     if customer_id:
         return ensure_account(session, customer_id=customer_id)[0], None
     return None, None
-
-
-def _invoice_of_payment(client: stripe.StripeClient, intent: str | None) -> str | None:
-    if intent is None:
-        return None
-    payments = _retrieve_or_none(
-        lambda: client.v1.invoice_payments.list(
-            params={"payment": {"type": "payment_intent", "payment_intent": intent}, "limit": 1}
-        )
-    )
-    data = (payments or {}).get("data") or []
-    return object_id(data[0].get("invoice")) if data else None
-
-
-def _retrieve_or_none(call: Callable[[], Any]) -> StripeDict | None:
-    """Stripe's object as a dict; None when Stripe does not know it (or, like an old API
-    version or a fake, has no such route). Lost connections and 5xx still raise: retried."""
-    try:
-        return call().to_dict()
-    except stripe.InvalidRequestError as exc:
-        if exc.http_status in (400, 404):
-            return None
-        raise
 
 
 def hold_or_release_credits(session: Session, dispute: Dispute) -> None:

@@ -15,7 +15,12 @@ from core.stripe_objects import object_id
 from db import ledger
 from db.models import CreditKind
 from tasks.events.event import StripeEvent
-from tasks.events.handlers.common import adopt_customer, log
+from tasks.events.handlers.common import (
+    adopt_customer,
+    invoice_of_payment,
+    log,
+    stripe_client,
+)
 
 
 def charge_refunded(session: Session, event: StripeEvent) -> None:
@@ -28,7 +33,9 @@ def charge_refunded(session: Session, event: StripeEvent) -> None:
         session, payment_intent_id=object_id(charge.get("payment_intent")), charge_id=charge_id
     )
     if grant is None:
-        invoice_id = object_id(charge.get("invoice"))
+        # Old API versions name the invoice on the charge; newer ones only Stripe knows.
+        intent = object_id(charge.get("payment_intent"))
+        invoice_id = object_id(charge.get("invoice")) or invoice_of_payment(stripe_client(), intent)
         grant = invoice_id and ledger.find_entry(
             session, kind=CreditKind.PLAN_CREDITS, source_id=invoice_id
         )
