@@ -183,26 +183,26 @@ def record_change(
     session.flush()
 
 
-def mark_status(
+def mark_past_due(
     session: Session,
     *,
     account: Account,
     subscription: Subscription,
-    status: str,
     as_of: datetime,
-    cause: Cause,
     stripe_event_id: str | None = None,
 ) -> bool:
-    """Set one status that an event implies (a failed payment: `past_due`), under the guard."""
-    if as_of < subscription.state_as_of or subscription.status in TERMINAL_SUBSCRIPTION_STATUSES:
+    """A failed renewal payment makes a paying subscription `past_due`, as Stripe does.
+
+    Only `active` or `trialing` move, and only for an event strictly newer than the stored
+    state: an `incomplete` first payment stays incomplete (it never gave a plan), and an
+    `unpaid` or ended state that Stripe sent in the same second is not undone."""
+    if subscription.status not in ("active", "trialing") or as_of <= subscription.state_as_of:
         return False
-    if subscription.status == status:
-        return False
-    changes = {"status": [subscription.status, status]}
-    subscription.status = status
+    changes = {"status": [subscription.status, "past_due"]}
+    subscription.status = "past_due"
     subscription.state_as_of = as_of
     record_change(
-        session, subscription, changes=changes, cause=cause, stripe_event_id=stripe_event_id
+        session, subscription, changes=changes, cause=Cause.EVENT, stripe_event_id=stripe_event_id
     )
     refresh_account_plan(session, account)
     return True

@@ -7,6 +7,7 @@ import pytest
 from tests.support.stripe_events import (
     API_VERSIONS,
     Ids,
+    account,
     emails,
     history,
     known_customer,
@@ -41,3 +42,25 @@ def test_a_late_failure_does_not_undo_a_newer_state():
 
     assert subscription(ids.subscription).status == "active"
     assert len(emails(f"payment-failed:{ids.invoice}")) == 1  # the customer must still pay
+
+
+@pytest.mark.parametrize("status", ["incomplete", "unpaid"])
+def test_a_failure_never_turns_a_subscription_without_a_plan_into_past_due(status):
+    """An incomplete first payment, or the last retry of an unpaid one in the same second,
+    must not give the account its plan back."""
+    ids = known_customer(Ids())
+    created = stripe_event("customer.subscription.updated", ids, created=NOW)
+    created["data"]["object"]["status"] = status
+    process_ok(created)
+    process_ok(stripe_event("invoice.payment_failed", ids, created=NOW + (status == "incomplete")))
+
+    assert subscription(ids.subscription).status == status
+    assert account(ids.customer).plan == "free"
+
+
+def test_a_late_failure_of_an_invoice_paid_since_sends_nothing():
+    ids = known_customer(Ids())
+    process_ok(stripe_event("invoice.paid", ids, created=NOW + 60))
+    process_ok(stripe_event("invoice.payment_failed", ids, created=NOW))
+
+    assert emails(f"payment-failed:{ids.invoice}") == []

@@ -20,7 +20,7 @@ from core.stripe_objects import (
 from db import ledger
 from db.invoices import store_invoice
 from db.models import Account, CreditKind
-from db.subscriptions import Cause, find_subscription, mark_status
+from db.subscriptions import Cause, find_subscription, mark_past_due
 from tasks.events.event import StripeEvent
 from tasks.events.handlers.common import (
     adopt_customer,
@@ -33,6 +33,9 @@ from tasks.events.handlers.common import (
 from tasks.events.handlers.notices import notify_customer
 from tasks.events.handlers.subscriptions import apply_stripe_subscription
 from tasks.transient import NotYetKnown
+
+# A failure notice about one of these would ask the customer to pay what needs no paying.
+SETTLED_INVOICE_STATUSES = ("paid", "void", "uncollectible")
 
 
 def invoice_paid(session: Session, event: StripeEvent) -> None:
@@ -136,15 +139,16 @@ def invoice_payment_failed(session: Session, event: StripeEvent) -> None:
     subscription_id = invoice_subscription_id(invoice)
     subscription = find_subscription(session, subscription_id=subscription_id or "")
     if subscription is not None:
-        mark_status(
+        mark_past_due(
             session,
             account=account,
             subscription=subscription,
-            status="past_due",
             as_of=event_time(event),
-            cause=Cause.EVENT,
             stripe_event_id=event.id,
         )
+    if stored.status in SETTLED_INVOICE_STATUSES or stored.state_as_of > event_time(event):
+        log.info("invoice %s settled since this failure: no pay-now email", invoice["id"])
+        return
     plan = catalogue().plan(subscription.plan or "") if subscription else None
     notify_customer(
         session,
