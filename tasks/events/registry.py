@@ -29,6 +29,9 @@ HANDLERS: dict[str, Handler] = {
     # and grants the first period (keyed by the invoice id); payment mode grants a credit pack
     # (keyed by the payment intent).
     "checkout.session.completed": checkout_completed,
+    # A delayed payment method (SEPA, ACH, Bacs) completes the session unpaid; this one says
+    # the money arrived, and grants what the session bought under the same keys.
+    "checkout.session.async_payment_succeeded": checkout_completed,
     # --- Subscriptions: status, plan, period end and cancel_at_period_end, guarded by the
     # event's `created` time; an upgrade grants the credit difference once; deletion returns
     # the account to `free` and sends the cancellation email.

@@ -73,3 +73,35 @@ def test_an_unknown_pack_fails_the_event_for_an_operator():
 
     assert process(event) == "failed"
     assert ledger(ids.customer) == []
+
+
+def test_a_delayed_payment_grants_when_stripe_says_it_arrived():
+    ids = Ids()
+    completed = stripe_event("checkout.session.completed", ids, variant="payment")
+    completed["data"]["object"]["payment_status"] = "unpaid"
+    process_ok(completed)
+    assert ledger(ids.customer) == []
+
+    arrived = stripe_event("checkout.session.completed", ids, variant="payment")
+    arrived["type"] = "checkout.session.async_payment_succeeded"
+    process_ok(arrived)
+
+    assert ledger(ids.customer) == [("pack_credits", ids.payment_intent, 500)]
+
+
+def test_an_unpaid_subscription_checkout_leaves_the_grant_to_the_paid_invoice():
+    ids = Ids()
+    process_ok(stripe_event("customer.subscription.created", ids))
+    checkout = stripe_event("checkout.session.completed", ids)
+    checkout["data"]["object"]["payment_status"] = "unpaid"
+    process_ok(checkout)
+
+    assert ledger(ids.customer) == []
+
+
+def test_a_paid_guest_checkout_fails_loudly_instead_of_dropping_the_credits():
+    ids = Ids()
+    event = stripe_event("checkout.session.completed", ids, variant="payment")
+    event["data"]["object"]["customer"] = None
+
+    assert process(event) == "failed"

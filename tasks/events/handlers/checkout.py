@@ -1,6 +1,7 @@
-"""`checkout.session.completed`: link the user to the customer. Subscription mode stores the
-subscription and grants the first period, keyed by the session's invoice id (the same key as
-the invoice's own events); payment mode grants a credit pack, keyed by the payment intent."""
+"""`checkout.session.completed` and `.async_payment_succeeded`: link the user to the
+customer. A paid subscription session stores the subscription and grants the first period,
+keyed by the session's invoice id (the same key as the invoice's own events); a paid
+payment session grants a credit pack, keyed by the payment intent."""
 
 from __future__ import annotations
 
@@ -20,11 +21,20 @@ from tasks.events.handlers.common import (
 from tasks.events.handlers.invoices import grant_period_credits
 from tasks.events.handlers.subscriptions import apply_stripe_subscription
 
+# Checkout is paid for: a card at once, or a delayed method (SEPA, ACH, ...) later, when
+# `checkout.session.async_payment_succeeded` says so.
+PAID = ("paid", "no_payment_required")
+
 
 def checkout_completed(session: Session, event: StripeEvent) -> None:
+    """`checkout.session.completed` and `checkout.session.async_payment_succeeded`."""
     checkout = event.object
     customer_id = event.customer_id
     if customer_id is None:
+        if checkout.get("payment_status") in PAID:
+            # A guest Checkout (customer_creation `if_required`) was paid: the credits have no
+            # account to go to. Fail loudly so an operator links it, rather than drop them.
+            raise ValueError(f"paid checkout {checkout.get('id')} has no customer to credit")
         log.info("checkout %s has no customer: nothing to link", checkout.get("id"))
         return
     account = adopt_customer(
@@ -61,7 +71,8 @@ def subscription_checkout(
     invoice_id = object_id(checkout.get("invoice"))
     # Without the plan or the invoice (API versions before 2022 have no `invoice` here) the
     # invoice's own event grants the period: it carries both, under the same key.
-    if plan is not None and invoice_id is not None:
+    # An unpaid session (a delayed payment method) grants nothing: `invoice.paid` will.
+    if plan is not None and invoice_id is not None and checkout.get("payment_status") in PAID:
         grant_period_credits(
             session, account=account, invoice_id=invoice_id, plan=plan, stripe_event_id=event.id
         )
@@ -73,7 +84,7 @@ def pack_checkout(
     intent = object_id(checkout.get("payment_intent"))
     pack_id = (checkout.get("metadata") or {}).get("pack")
     pack = catalogue().pack(pack_id)
-    if checkout.get("payment_status") != "paid" or intent is None:
+    if checkout.get("payment_status") not in PAID or intent is None:
         log.info("checkout %s is not paid yet: no credits", checkout.get("id"))
         return
     if pack is None:
