@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.invoices import find_invoice_of_payment
+from db.locks import lock_customer
 from db.models import Account, CreditEntry, CreditKind
 
 GRANT_KINDS = (CreditKind.PLAN_CREDITS, CreditKind.PACK_CREDITS, CreditKind.UPGRADE_CREDITS)
@@ -128,12 +129,17 @@ class InsufficientCredits(Exception):
 def consume(
     session: Session, *, account_id: int, amount: int, key: str, description: str | None = None
 ) -> CreditEntry:
-    """Spend credits once per (account, key). The account row is locked, so two concurrent
-    consumptions can never both spend the last credit; a short or negative balance (a
+    """Spend credits once per (account, key). The customer's lock serialises it with every
+    other ledger write of the account, so two concurrent consumptions can never both spend
+    the last credit, nor one spend what a hold is taking back; a short or negative balance (a
     chargeback's hold can make it negative) refuses with `InsufficientCredits`."""
     if amount <= 0:
         raise ValueError("a consumption spends a positive number of credits")
-    session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+    # The customer's lock, which every event handler writing this account's ledger holds.
+    customer_id = session.scalar(select(Account.stripe_customer_id).where(Account.id == account_id))
+    if customer_id is None:
+        raise ValueError(f"no account {account_id}")
+    lock_customer(session, customer_id)
     source_id = f"{account_id}:{key}"
     earlier = find_entry(session, kind=CreditKind.CONSUMPTION, source_id=source_id)
     if earlier is not None:

@@ -148,3 +148,22 @@ def test_funds_movements_are_recorded_once_each_and_leave_the_ledger_alone(api_v
         ("funds_reinstated", 2900, -1500),
     ]
     assert [kind for kind, _, _ in ledger(ids.customer) if kind.startswith("funds")] == []
+
+
+def test_a_dispute_on_a_refunded_payment_holds_only_what_the_refund_left():
+    ids = paid_customer()
+    refund = stripe_event("charge.refunded", ids, api_version="2022-11-15")
+    refund["data"]["object"].update(amount=2900, amount_refunded=1450)
+    process_ok(refund)
+    process_ok(dispute_event("charge.dispute.created", ids, created=NOW))
+    process_ok(dispute_event("charge.dispute.closed", ids, created=NOW + 1, status="lost"))
+
+    assert balance(ids.customer) == 0  # half refunded, half held: never below what was granted
+
+
+def test_a_prevented_dispute_gives_its_hold_back():
+    ids = paid_customer()
+    process_ok(dispute_event("charge.dispute.created", ids, created=NOW))
+    process_ok(dispute_event("charge.dispute.closed", ids, created=NOW + 1, status="prevented"))
+
+    assert balance(ids.customer) == CREDITS["pro"]

@@ -16,6 +16,7 @@ from tests.support.stripe_events import (
     balance,
     dispute_event,
     dispute_row,
+    emails,
     known_customer,
     ledger,
     process_ok,
@@ -227,3 +228,22 @@ def test_the_list_and_the_customer_view_show_disputes(fake, admin_api, admin_hea
         2900,
     )
     assert dispute["evidence_due_by"] is not None
+
+
+def test_a_lost_chargeback_whose_subscription_stripe_already_ended_still_closes(
+    fake, lost_action_cancels
+):
+    ids = known_customer(Ids())
+    process_ok(stripe_event("customer.subscription.created", ids, created=T0))
+    process_ok(stripe_event("invoice.paid", ids, api_version="2022-11-15"))
+    ended = stripe_event("customer.subscription.deleted", ids)["data"]["object"]
+    fake.subscriptions[ids.subscription] = ended  # the `deleted` event is still on its way
+
+    process_ok(dispute_event("charge.dispute.closed", ids, created=T0 + 2, status="lost"))
+
+    assert dispute_row(ids.dispute).status == "lost"
+    assert subscription(ids.subscription).status == "canceled"
+    assert emails(f"dispute-closed:{ids.dispute}")
+    # ... and when the late `deleted` event comes, the customer is still told, once.
+    process_ok(stripe_event("customer.subscription.deleted", ids, created=T0 + 3))
+    assert len(emails(f"subscription-canceled:{ids.subscription}")) == 1

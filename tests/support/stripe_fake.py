@@ -57,6 +57,8 @@ class StripeFake:
                 subscription_id in self.subscriptions
             ):
                 subscription = self.subscriptions[subscription_id]
+                if subscription["status"] == "canceled":
+                    return 400, _error("This subscription is already canceled.")
                 subscription["status"] = "canceled"
                 return 200, subscription
         return 404, _error(f"No such object: {path}", code="resource_missing")

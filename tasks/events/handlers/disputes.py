@@ -48,6 +48,10 @@ from tasks.events.handlers.subscriptions import apply_stripe_subscription
 
 log = logging.getLogger("billing.disputes")
 
+# A won chargeback gives its hold back; so does a `prevented` one, which Stripe resolves with
+# a refund (and `charge.refunded` takes the credits back itself).
+RELEASING_STATUSES = ("won", "prevented")
+
 FUNDS_EVENTS = {
     "charge.dispute.funds_withdrawn": FundsMovement.WITHDRAWN,
     "charge.dispute.funds_reinstated": FundsMovement.REINSTATED,
@@ -134,37 +138,49 @@ def find_what_it_paid_for(
     if grant is not None:
         return session.get(Account, grant.account_id), grant
     if customer_id:
+        # Before the account insert: a concurrent event of the same new customer holds this
+        # lock around its own insert, so taking it later could deadlock.
+        lock_customer(session, customer_id)
         return ensure_account(session, customer_id=customer_id)[0], None
     return None, None
 
 
 def hold_or_release_credits(session: Session, dispute: Dispute) -> None:
-    """A chargeback (not an inquiry) holds back its grant, once; a won one gives it back,
-    once. Both entries are keyed by the dispute id, whatever order the events came in."""
+    """A chargeback (not an inquiry) holds back what its payment granted and refunds have not
+    already taken back, once; won (or `prevented`, which Stripe settles by refunding) gives
+    the hold back, once. Both entries are keyed by the dispute id, whatever the order."""
     if dispute.is_inquiry or dispute.grant_entry_id is None:
         return
     grant = session.get(CreditEntry, dispute.grant_entry_id)
     assert grant is not None
-    ledger.add_entry(
-        session,
-        account_id=grant.account_id,
-        kind=CreditKind.DISPUTE_HOLD,
-        source_id=dispute.stripe_dispute_id,
-        amount=-grant.amount,
-        payment_intent_id=dispute.payment_intent_id,
-        charge_id=dispute.charge_id,
-        description=f"held back while chargeback {dispute.stripe_dispute_id} is open",
+    refunded = -ledger.sum_by_source_prefix(
+        session, kind=CreditKind.REFUND, prefix=f"{dispute.charge_id}:"
     )
-    if dispute.status == "won":
+    still_granted = max(0, grant.amount - refunded)
+    if still_granted:
+        ledger.add_entry(
+            session,
+            account_id=grant.account_id,
+            kind=CreditKind.DISPUTE_HOLD,
+            source_id=dispute.stripe_dispute_id,
+            amount=-still_granted,
+            payment_intent_id=dispute.payment_intent_id,
+            charge_id=dispute.charge_id,
+            description=f"held back while chargeback {dispute.stripe_dispute_id} is open",
+        )
+    hold = ledger.find_entry(
+        session, kind=CreditKind.DISPUTE_HOLD, source_id=dispute.stripe_dispute_id
+    )
+    if hold is not None and dispute.status in RELEASING_STATUSES:
         ledger.add_entry(
             session,
             account_id=grant.account_id,
             kind=CreditKind.DISPUTE_RELEASE,
             source_id=dispute.stripe_dispute_id,
-            amount=grant.amount,
+            amount=-hold.amount,
             payment_intent_id=dispute.payment_intent_id,
             charge_id=dispute.charge_id,
-            description=f"chargeback {dispute.stripe_dispute_id} won",
+            description=f"chargeback {dispute.stripe_dispute_id} {dispute.status}",
         )
 
 
@@ -277,7 +293,18 @@ def apply_lost_action(
             subscription.stripe_subscription_id,
         )
         return
-    canceled = client.v1.subscriptions.cancel(subscription.stripe_subscription_id).to_dict()
+    subscription_id = subscription.stripe_subscription_id
+    try:
+        canceled: StripeDict | None = client.v1.subscriptions.cancel(subscription_id).to_dict()
+    except stripe.InvalidRequestError as exc:
+        # Already canceled in Stripe (a late `deleted` event, or dunning got there first):
+        # store what Stripe has instead of failing the dispute's event for good.
+        log.info(
+            "dispute %s lost: %s not canceled: %s", dispute.stripe_dispute_id, subscription_id, exc
+        )
+        canceled = retrieve_or_none(lambda: client.v1.subscriptions.retrieve(subscription_id))
+        if canceled is None:
+            return
     account = session.get(Account, dispute.account_id)
     assert account is not None
     apply_stripe_subscription(

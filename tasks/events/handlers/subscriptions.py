@@ -55,7 +55,9 @@ def subscription_changed(session: Session, event: StripeEvent) -> None:
     previous_price = previous_price_id(event.previous_attributes)
     if event.type == "customer.subscription.updated" and previous_price:
         plan_change(session, account=account, subscription=subscription, old_price=previous_price)
-    if result.applied and result.changed("status") and result.subscription.status == "canceled":
+    # Whenever Stripe says it ended, even if a fetch stored `canceled` first: the key makes
+    # the email once only.
+    if subscription.get("status") == "canceled" and result.subscription.status == "canceled":
         notify_canceled(session, account=account, result=result)
 
 
