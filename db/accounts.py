@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -27,11 +29,33 @@ def ensure_account(session: Session, *, customer_id: str) -> tuple[Account, bool
 
 
 def update_contact(
+    session: Session,
+    account: Account,
+    *,
+    email: str | None,
+    user_id: str | None,
+    as_of: datetime | None,
+) -> None:
+    """What a customer object says (`as_of`: its event's `created`; None: fetched now). An
+    older customer object than the one applied changes nothing, so a late `customer.updated`
+    never brings an old address back."""
+    if as_of is None:
+        as_of = datetime.now(UTC).replace(microsecond=0)
+    elif account.contact_as_of is not None and as_of < account.contact_as_of:
+        return
+    account.contact_as_of = as_of
+    if email:
+        account.email = email
+    if user_id:
+        account.user_id = user_id
+    session.flush()
+
+
+def fill_missing_contact(
     session: Session, account: Account, *, email: str | None, user_id: str | None
 ) -> None:
-    """Keep what Stripe says: the newest email, and the user the customer belongs to."""
-    if email and account.email != email:
-        account.email = email
-    if user_id and account.user_id != user_id:
-        account.user_id = user_id
+    """What another object says of its customer (an invoice's `customer_email`, a Checkout's
+    `client_reference_id`): a snapshot, used only where the account knows nothing yet."""
+    account.email = account.email or email
+    account.user_id = account.user_id or user_id
     session.flush()

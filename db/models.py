@@ -122,6 +122,8 @@ class Account(Base):
     stripe_customer_id: Mapped[str] = mapped_column(Text, unique=True)
     user_id: Mapped[str | None] = mapped_column(Text, index=True)
     email: Mapped[str | None] = mapped_column(Text)
+    # Stripe's `created` of the newest customer object applied to email and user.
+    contact_as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The plan the account's live subscription pays for; `free` without one.
     plan: Mapped[str] = mapped_column(Text, server_default="free")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

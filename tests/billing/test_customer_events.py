@@ -25,3 +25,26 @@ def test_an_update_keeps_the_email_current():
     process_ok(update)
 
     assert account(ids.customer).email == new_email
+
+
+def test_a_late_update_never_brings_an_old_address_back():
+    ids = Ids()
+    newer = stripe_event("customer.updated", ids, created=1_800_000_060)
+    newer["data"]["object"]["email"] = "jane.now@example.com"
+    older = stripe_event("customer.updated", ids, created=1_800_000_000)
+    older["data"]["object"]["email"] = "jane.then@example.com"
+
+    process_ok(newer)
+    process_ok(older)
+
+    assert account(ids.customer).email == "jane.now@example.com"
+
+
+def test_an_invoice_snapshot_does_not_overwrite_the_customers_email():
+    ids = Ids()
+    process_ok(stripe_event("customer.created", ids))
+    invoice = stripe_event("invoice.paid", ids)
+    invoice["data"]["object"]["customer_email"] = "old-snapshot@example.com"
+    process_ok(invoice)
+
+    assert account(ids.customer).email == ids.email

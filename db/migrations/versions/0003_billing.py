@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("stripe_customer_id", sa.Text(), nullable=False),
         sa.Column("user_id", sa.Text(), nullable=True),
         sa.Column("email", sa.Text(), nullable=True),
+        sa.Column("contact_as_of", sa.DateTime(timezone=True), nullable=True),
         sa.Column("plan", sa.Text(), server_default="free", nullable=False),
         sa.Column(
             "created_at",

@@ -16,7 +16,7 @@ from core.plans import Catalogue, Plan, get_catalogue
 from core.settings import get_settings
 from core.stripe_client import make_stripe_client
 from core.stripe_objects import StripeDict, customer_email, metadata_user_id, object_id
-from db.accounts import ensure_account, update_contact
+from db.accounts import ensure_account, fill_missing_contact, update_contact
 from db.models import Account
 from tasks.events.event import StripeEvent
 
@@ -80,23 +80,30 @@ def invoice_of_payment(client: stripe.StripeClient | None, intent: str | None) -
 
 
 def adopt_customer(
-    session: Session, *, customer_id: str, source: StripeDict, user_id: str | None = None
+    session: Session,
+    *,
+    customer_id: str,
+    source: StripeDict,
+    user_id: str | None = None,
+    as_of: datetime | None = None,
 ) -> Account:
-    """The customer's account. A customer met for the first time is adopted, its email taken
-    from the event's object, or from Stripe when the object lacks it; `metadata.user_id` (or
-    the Checkout's `client_reference_id`) links it to a host-application user."""
+    """The customer's account. A customer object (`as_of`: its event's time) sets the email
+    and `metadata.user_id` under the ordering guard; any other object (an invoice, a
+    Checkout with its `client_reference_id`) only fills what the account lacks. A customer met
+    for the first time without them is looked up in Stripe."""
     if not customer_id:
         raise ValueError(f"{source.get('object', 'object')} {source.get('id')} names no customer")
     account, new = ensure_account(session, customer_id=customer_id)
-    is_customer = source.get("object") == "customer"
-    email = customer_email(source)
-    user = user_id or (metadata_user_id(source) if is_customer else None)
-    if new and not is_customer and (email is None or user is None):
+    if source.get("object") == "customer":
+        email, user = customer_email(source), metadata_user_id(source)
+        update_contact(session, account, email=email, user_id=user, as_of=as_of)
+        return account
+    fill_missing_contact(session, account, email=customer_email(source), user_id=user_id)
+    if new and (account.email is None or account.user_id is None):
         customer = fetch_customer(customer_id)
         if customer and not customer.get("deleted"):
-            email = email or customer_email(customer)
-            user = user or metadata_user_id(customer)
-    update_contact(session, account, email=email, user_id=user)
+            email, user = customer_email(customer), metadata_user_id(customer)
+            update_contact(session, account, email=email, user_id=user, as_of=None)
     return account
 
 
