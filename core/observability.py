@@ -23,8 +23,11 @@ def init_sentry(settings: Settings, *, component: str) -> None:
         dsn=settings.sentry_dsn,
         environment=settings.app_env,
         release=settings.release or None,
-        # Keep personal data (emails, IPs, request bodies) out of Sentry.
+        # Keep personal data (emails, IPs, request bodies) out of Sentry: handlers hold
+        # Stripe objects with customer emails in their local variables, which the SDK would
+        # otherwise attach to every exception's frames.
         send_default_pii=False,
+        include_local_variables=False,
         traces_sample_rate=0.0,
     )
     sentry_sdk.set_tag("component", component)

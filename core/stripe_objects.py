@@ -163,9 +163,13 @@ def invoice_payment_ids(invoice: StripeDict) -> tuple[str | None, str | None]:
 
 def invoice_grants_credits(invoice: StripeDict) -> bool:
     """A subscription invoice grants its period's credits unless it only settles a change
-    (`subscription_update`) or was made by hand (`manual`). Old API versions send no
-    `billing_reason`; a missing or null one counts as a renewal."""
-    return invoice.get("billing_reason") not in NON_GRANTING_BILLING_REASONS
+    (`subscription_update`, or, where old API versions send no `billing_reason`, lines that
+    are all prorations) or was made by hand (`manual`). Otherwise a missing or null reason
+    counts as a renewal."""
+    if invoice.get("billing_reason") in NON_GRANTING_BILLING_REASONS:
+        return False
+    lines = invoice_lines(invoice)
+    return not lines or not all(_line_is_proration(line) for line in lines)
 
 
 def invoice_period(invoice: StripeDict) -> tuple[datetime | None, datetime | None]:

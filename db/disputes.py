@@ -106,7 +106,8 @@ def sync_dispute(
     stays closed. Each change of status is recorded with its cause. `as_of` None: Stripe's
     answer right now, newer than anything stored (see `db.subscriptions.sync_subscription`)."""
     authoritative = as_of is None
-    as_of = as_of or datetime.now(UTC)
+    # Stripe's `created` has whole seconds: an event of the same second as our fetch applies.
+    as_of = as_of or datetime.now(UTC).replace(microsecond=0)
     inserted = session.execute(
         insert(Dispute)
         .values(

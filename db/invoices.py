@@ -42,7 +42,8 @@ def store_invoice(
         "invoice_pdf": invoice.get("invoice_pdf"),
         "period_start": start,
         "period_end": end,
-        "stripe_created": timestamp(invoice.get("created")),
+        # `date` before 2019-03-14.
+        "stripe_created": timestamp(invoice.get("created") or invoice.get("date")),
         "state_as_of": as_of,
     }
     statement = insert(Invoice).values(stripe_invoice_id=invoice["id"], **values)

@@ -102,7 +102,8 @@ def sync_subscription(
     object is Stripe's answer right now (a fetch, or the reply to our own call): newer than
     anything stored, so it applies, stamped no earlier than what it replaces."""
     authoritative = as_of is None
-    as_of = as_of or datetime.now(UTC)
+    # Stripe's `created` has whole seconds: an event of the same second as our fetch applies.
+    as_of = as_of or datetime.now(UTC).replace(microsecond=0)
     inserted = session.execute(
         insert(Subscription)
         .values(

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import pytest
 import sentry_sdk
 
+from core.observability import init_sentry
+from core.settings import load_settings
 from db.models import EmailLog
 from db.session import new_session
 from emails.samples import SAMPLES
@@ -101,3 +103,14 @@ def test_an_unknown_price_is_a_warning(sentry_events):
     (report,) = [r for r in sentry_events if r.get("tags", {}).get("stripe_price_id")]
     assert report["level"] == "warning"
     assert report["tags"]["stripe_price_id"] == "price_not_in_the_catalogue"
+
+
+def test_the_platforms_sentry_never_attaches_local_variables():
+    """Handlers hold Stripe objects with customer emails in their locals."""
+    init_sentry(load_settings(sentry_dsn="https://public@sentry.invalid/1"), component="test")
+    try:
+        options = sentry_sdk.get_client().options
+        assert options["include_local_variables"] is False
+        assert options["send_default_pii"] is False
+    finally:
+        sentry_sdk.init(dsn=None)

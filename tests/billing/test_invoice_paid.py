@@ -117,3 +117,13 @@ def test_without_the_subscription_the_row_retries_and_fails_for_replay():
     assert process(event) == "failed"
     assert "not known yet" in stored(event["id"]).last_error
     assert ledger(ids.customer) == []
+
+
+def test_an_old_proration_invoice_without_a_billing_reason_grants_nothing():
+    ids = Ids()
+    event = stripe_event("invoice.paid", ids, api_version="2017-08-15")
+    for line in event["data"]["object"]["lines"]["data"]:
+        line["proration"] = True
+    process_ok(event)
+
+    assert ledger(ids.customer) == []
