@@ -23,11 +23,15 @@ def init_sentry(settings: Settings, *, component: str) -> None:
         dsn=settings.sentry_dsn,
         environment=settings.app_env,
         release=settings.release or None,
-        # Keep personal data (emails, IPs, request bodies) out of Sentry: handlers hold
-        # Stripe objects with customer emails in their local variables, which the SDK would
-        # otherwise attach to every exception's frames.
-        send_default_pii=False,
-        include_local_variables=False,
+        # Keep personal data (emails, IPs, request bodies, SQL parameters) out of Sentry:
+        # handlers hold Stripe objects with customer emails in their local variables, which
+        # the SDK would otherwise attach to every exception's frames.
+        data_collection={
+            "user_info": False,
+            "http_bodies": [],
+            "database_query_data": False,
+            "stack_frame_variables": False,
+        },
         traces_sample_rate=0.0,
     )
     sentry_sdk.set_tag("component", component)

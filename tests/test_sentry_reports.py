@@ -109,8 +109,9 @@ def test_the_platforms_sentry_never_attaches_local_variables():
     """Handlers hold Stripe objects with customer emails in their locals."""
     init_sentry(load_settings(sentry_dsn="https://public@sentry.invalid/1"), component="test")
     try:
-        options = sentry_sdk.get_client().options
-        assert options["include_local_variables"] is False
-        assert options["send_default_pii"] is False
+        collection = sentry_sdk.get_client().options["data_collection"]
+        assert collection["stack_frame_variables"] is False
+        assert collection["user_info"] is False
+        assert collection["http_bodies"] == []
     finally:
         sentry_sdk.init(dsn=None)
