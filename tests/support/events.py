@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -15,16 +13,17 @@ from core.webhook_signing import stripe_signature_header
 from db.models import WebhookEvent
 from db.session import new_session
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "events"
 TERMINAL = ("processed", "failed", "ignored")
 
 
 def make_event(event_type: str = "invoice.paid", **fields: Any) -> dict[str, Any]:
-    """A fixture event of that type with a fresh id; `fields` override top-level keys."""
-    path = FIXTURES / f"{event_type}.json"
-    source = path if path.exists() else FIXTURES / "invoice.paid.json"
-    event = copy.deepcopy(json.loads(source.read_text()))
-    event.update(id=f"evt_{uuid.uuid4().hex[:24]}", type=event_type, created=int(time.time()))
+    """A fixture event of that type (any other type: the `invoice.paid` fixture renamed) with
+    fresh ids; `fields` override top-level keys."""
+    from tests.support.stripe_events import Ids, has_fixture, stripe_event
+
+    source = event_type if has_fixture(event_type) else "invoice.paid"
+    event = stripe_event(source, Ids())
+    event["type"] = event_type
     event.update(fields)
     return event
 

@@ -71,6 +71,10 @@ class Ids:
         )
 
 
+def has_fixture(event_type: str, api_version: str = NEWEST) -> bool:
+    return (FIXTURES / api_version / f"{event_type}.json").exists()
+
+
 def stripe_event(
     event_type: str,
     ids: Ids,
