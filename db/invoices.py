@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,7 @@ from core.stripe_objects import (
     invoice_subscription_id,
     timestamp,
 )
-from db.models import Account, Invoice
+from db.models import Account, CreditEntry, Invoice
 
 
 def store_invoice(
@@ -71,14 +71,25 @@ def store_invoice(
 def find_invoice_of_payment(
     session: Session, *, payment_intent_id: str | None, charge_id: str | None
 ) -> Invoice | None:
-    matches = [
+    match = paid_by(Invoice, payment_intent_id=payment_intent_id, charge_id=charge_id)
+    if match is None:
+        return None
+    return session.scalar(select(Invoice).where(match).limit(1))
+
+
+def paid_by(
+    table: type[Invoice] | type[CreditEntry],
+    *,
+    payment_intent_id: str | None,
+    charge_id: str | None,
+) -> ColumnElement[bool] | None:
+    """`payment_intent_id = ? OR charge_id = ?` over the ids that are known; None if neither."""
+    known = [
         column == value
         for column, value in (
-            (Invoice.payment_intent_id, payment_intent_id),
-            (Invoice.charge_id, charge_id),
+            (table.payment_intent_id, payment_intent_id),
+            (table.charge_id, charge_id),
         )
         if value
     ]
-    if not matches:
-        return None
-    return session.scalar(select(Invoice).where(or_(*matches)).limit(1))
+    return or_(*known) if known else None

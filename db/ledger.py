@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.invoices import find_invoice_of_payment
+from db.invoices import find_invoice_of_payment, paid_by
 from db.locks import lock_customer
 from db.models import Account, CreditEntry, CreditKind
 
@@ -80,19 +80,12 @@ def find_grant_of_payment(
 ) -> CreditEntry | None:
     """The grant a payment bought: a pack by its payment intent or charge, a period's credits
     through the invoice that the payment paid."""
-    matches = [
-        column == value
-        for column, value in (
-            (CreditEntry.payment_intent_id, payment_intent_id),
-            (CreditEntry.charge_id, charge_id),
-        )
-        if value
-    ]
-    if not matches:
+    match = paid_by(CreditEntry, payment_intent_id=payment_intent_id, charge_id=charge_id)
+    if match is None:
         return None
     grant = session.scalar(
         select(CreditEntry)
-        .where(CreditEntry.kind.in_(GRANT_KINDS), or_(*matches))
+        .where(CreditEntry.kind.in_(GRANT_KINDS), match)
         .order_by(CreditEntry.id)
         .limit(1)
     )
