@@ -60,19 +60,13 @@ def balance(session: Session, *, account_id: int) -> int:
     )
 
 
-def entries(
-    session: Session, *, account_id: int, limit: int | None = None, offset: int = 0
-) -> list[CreditEntry]:
+def entries(session: Session, *, account_id: int) -> list[CreditEntry]:
     """The account's entries, oldest first."""
-    query = (
-        select(CreditEntry)
-        .where(CreditEntry.account_id == account_id)
-        .order_by(CreditEntry.id)
-        .offset(offset)
+    return list(
+        session.scalars(
+            select(CreditEntry).where(CreditEntry.account_id == account_id).order_by(CreditEntry.id)
+        )
     )
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query))
 
 
 def find_grant_of_payment(

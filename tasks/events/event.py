@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from db.models import WebhookEvent
@@ -51,7 +51,3 @@ class StripeEvent:
         if isinstance(customer, dict):  # expanded
             return customer.get("id")
         return customer
-
-
-def utc_from_timestamp(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.stripe_objects import timestamp
 from core.webhook_signing import stripe_signature_header
 from db.models import WebhookEvent
 from db.session import new_session
@@ -76,8 +77,6 @@ def wait_for_status(
 
 def store_directly(event: dict[str, Any], **columns: Any) -> int:
     """Insert a row as the endpoint would, without publishing it; returns the row id."""
-    from tasks.events.event import utc_from_timestamp
-
     with new_session() as session, session.begin():
         row = WebhookEvent(
             stripe_event_id=event["id"],
@@ -85,7 +84,7 @@ def store_directly(event: dict[str, Any], **columns: Any) -> int:
             api_version=event.get("api_version"),
             livemode=bool(event.get("livemode")),
             account=event.get("account"),
-            stripe_created=utc_from_timestamp(event.get("created")),
+            stripe_created=timestamp(event.get("created")),
             payload=event,
             **columns,
         )
