@@ -6,15 +6,27 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio
+import stripe
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.dispatch import EventDispatcher
 from api.ingest import EventStore
-from api.routes import admin_customers, admin_disputes, admin_events, health, plans, webhooks
+from api.routes import (
+    admin_customers,
+    admin_disputes,
+    admin_events,
+    billing,
+    health,
+    plans,
+    webhooks,
+)
+from api.stripe_errors import handle_stripe_error
 from core.observability import init_sentry
+from core.plans import load_catalogue
 from core.settings import Settings, get_settings
+from core.stripe_client import make_stripe_client
 from tasks.celery_app import publisher_app
 
 
@@ -57,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.stripe = make_stripe_client(settings)
+    app.state.catalogue = load_catalogue(settings)
     # The webhook answers through plain routes matched before anything else (see
     # api.routes.webhooks); its FastAPI routes below only document it.
     for path in webhooks.WEBHOOK_PATHS:
@@ -69,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_customers.router)
     app.include_router(admin_disputes.router)
     app.include_router(plans.router)
+    app.include_router(billing.router)
+    app.add_exception_handler(stripe.StripeError, handle_stripe_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -60,9 +60,20 @@ class Settings(BaseSettings):
     release: str = ""
     admin_api_token: str = ""
     auth_jwt_secret: str = ""
+    # The host application's billing page: where Checkout and the customer portal send the
+    # user back, and the link in the credits-low email.
+    app_billing_url: str = "http://localhost:3000/billing"
+    # Two Checkout requests of one user for the same plan or pack within this window (and
+    # without an Idempotency-Key header) are one request to Stripe: a double click opens
+    # one session.
+    checkout_idempotency_window_seconds: int = Field(default=60, gt=0)
     flower_basic_auth: str = ""
     plans_file: str = ""
     reconcile_at: str = "03:00"
+    # The reconciliation's own ceiling on Stripe requests per second, below Stripe's limits
+    # (25/s in test mode, 100/s live) so the nightly scan leaves room for the platform's calls.
+    stripe_rate_limit_test: float = Field(default=20, gt=0)
+    stripe_rate_limit_live: float = Field(default=80, gt=0)
     # What a lost chargeback does to the customer's subscription besides keeping the hold.
     dispute_lost_action: Literal["none", "cancel_subscription"] = "none"
     # When the daily evidence-deadline reminders go out, HH:MM UTC.
@@ -84,6 +95,13 @@ class Settings(BaseSettings):
     def _smtp_url_scheme(cls, value: str) -> str:
         if value and not value.startswith(("smtp://", "smtp+starttls://", "smtps://")):
             raise ValueError("SMTP_URL must start with smtp://, smtp+starttls:// or smtps://.")
+        return value
+
+    @field_validator("app_billing_url")
+    @classmethod
+    def _billing_url_is_absolute(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("APP_BILLING_URL must be an absolute http(s) URL.")
         return value
 
     @field_validator("database_url")
@@ -128,6 +146,11 @@ class Settings(BaseSettings):
     @property
     def stripe_secret_key(self) -> str:
         return self.stripe_secret_key_test if self.stripe_test_mode else self.stripe_secret_key_live
+
+    @property
+    def stripe_secret_key_variable(self) -> str:
+        """The variable that holds the key of the configured mode, for messages."""
+        return "STRIPE_SECRET_KEY_TEST" if self.stripe_test_mode else "STRIPE_SECRET_KEY_LIVE"
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import stripe
 
 from core.settings import Settings
@@ -11,9 +13,16 @@ from core.settings import Settings
 NETWORK_RETRIES = 2
 TIMEOUT_SECONDS = 20
 
+# The library logs every response, and every error's message, at INFO; a message can quote a
+# masked key or what a user typed. Its warnings still pass.
+logging.getLogger("stripe").setLevel(logging.WARNING)
 
-def make_stripe_client(settings: Settings) -> stripe.StripeClient | None:
-    """A client with the key of the configured mode, or None when Stripe is off or unkeyed."""
+
+def make_stripe_client(
+    settings: Settings, *, http_client: stripe.HTTPClient | None = None
+) -> stripe.StripeClient | None:
+    """A client with the key of the configured mode, or None when Stripe is off or unkeyed.
+    `http_client` replaces the default transport (the reconciliation's rate-limited one)."""
     if not settings.stripe_enabled or not settings.stripe_secret_key:
         return None
     base = settings.stripe_api_base.rstrip("/")
@@ -21,5 +30,5 @@ def make_stripe_client(settings: Settings) -> stripe.StripeClient | None:
         settings.stripe_secret_key,
         base_addresses={"api": base} if base else None,
         max_network_retries=NETWORK_RETRIES,
-        http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
+        http_client=http_client or stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
     )

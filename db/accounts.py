@@ -59,3 +59,10 @@ def fill_missing_contact(
     account.email = account.email or email
     account.user_id = account.user_id or user_id
     session.flush()
+
+
+def account_of_user(session: Session, *, user_id: str) -> Account | None:
+    """The host-application user's account: the newest, when a deleted customer was replaced."""
+    return session.scalar(
+        select(Account).where(Account.user_id == user_id).order_by(Account.id.desc()).limit(1)
+    )

@@ -93,3 +93,13 @@ def paid_by(
         if value
     ]
     return or_(*known) if known else None
+
+
+def invoices_page(
+    session: Session, *, account_id: int, limit: int, before_id: int | None = None
+) -> list[Invoice]:
+    """The account's invoices, newest first; `before_id` continues after a previous page."""
+    query = select(Invoice).where(Invoice.account_id == account_id)
+    if before_id is not None:
+        query = query.where(Invoice.id < before_id)
+    return list(session.scalars(query.order_by(Invoice.id.desc()).limit(limit)))

@@ -69,6 +69,26 @@ def entries(session: Session, *, account_id: int) -> list[CreditEntry]:
     )
 
 
+def entries_page(
+    session: Session, *, account_id: int, limit: int, before_id: int | None = None
+) -> list[CreditEntry]:
+    """The account's entries, newest first; `before_id` continues after a previous page."""
+    query = select(CreditEntry).where(CreditEntry.account_id == account_id)
+    if before_id is not None:
+        query = query.where(CreditEntry.id < before_id)
+    return list(session.scalars(query.order_by(CreditEntry.id.desc()).limit(limit)))
+
+
+def latest_grant(session: Session, *, account_id: int) -> CreditEntry | None:
+    """The account's newest grant of credits (a period, an upgrade or a pack)."""
+    return session.scalar(
+        select(CreditEntry)
+        .where(CreditEntry.account_id == account_id, CreditEntry.kind.in_(GRANT_KINDS))
+        .order_by(CreditEntry.id.desc())
+        .limit(1)
+    )
+
+
 def find_grant_of_payment(
     session: Session, *, payment_intent_id: str | None, charge_id: str | None
 ) -> CreditEntry | None:

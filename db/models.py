@@ -325,3 +325,26 @@ class DisputeFundsMovement(Base):
             name="ck_dispute_funds_movements_kind",
         ),
     )
+
+
+# --- The billing API: answers kept per idempotency key ---------------------------------------
+
+
+class IdempotentRequest(Base):
+    """The first answer to a user's request under one `Idempotency-Key`: a retry of the same
+    request gets it again, the same key with another body is refused."""
+
+    __tablename__ = "api_idempotency_keys"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text)
+    operation: Mapped[str] = mapped_column(Text)  # such as `credits.consume`
+    key: Mapped[str] = mapped_column(Text)
+    request_hash: Mapped[str] = mapped_column(Text)  # sha256 of the canonical JSON body
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "operation", "key", name="uq_api_idempotency_keys_request"),
+    )

@@ -32,6 +32,7 @@ SMTP_PORT = free_port()
 WEBHOOK_SECRET = "whsec_test_current"
 ROTATED_SECRET = "whsec_test_previous"
 ADMIN_TOKEN = "test-admin-token"
+JWT_SECRET = "test-jwt-secret-of-the-host-application-" + "0123456789abcdef" * 2
 
 os.environ.update(
     APP_ENV="test",
@@ -40,6 +41,8 @@ os.environ.update(
     BROKER_KEY_PREFIX=f"test-{RUN_ID}:",
     STRIPE_WEBHOOK_SECRET=f"{WEBHOOK_SECRET},{ROTATED_SECRET}",
     ADMIN_API_TOKEN=ADMIN_TOKEN,
+    AUTH_JWT_SECRET=JWT_SECRET,
+    APP_BILLING_URL="https://app.example.com/billing",
     STRIPE_SECRET_KEY_TEST="",
     STRIPE_SECRET_KEY_LIVE="",
     STRIPE_API_BASE="",

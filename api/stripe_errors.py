@@ -1,0 +1,68 @@
+"""Stripe's errors as clear HTTP answers for the host application.
+
+A card error is the user's to fix (402, with Stripe's message for the user); an invalid
+request is 400 with Stripe's message; a rate limit, a lost connection or Stripe's own failure
+is 503 with `Retry-After`; a key Stripe refuses is the operator's to fix and is never shown.
+Nothing that looks like a key or a card number leaves in an answer or a log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import stripe
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger("billing.api.stripe")
+
+# Seconds a client should wait before trying again.
+RATE_LIMITED_RETRY_AFTER = 2
+UNREACHABLE_RETRY_AFTER = 5
+
+_SECRETS = re.compile(r"\b(?:sk|rk|pk|whsec)_(?:test_|live_)?[A-Za-z0-9*]+")
+_CARD_NUMBER = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+
+
+def redact(message: str) -> str:
+    """The message without API keys, webhook secrets or card numbers."""
+    return _CARD_NUMBER.sub("[card]", _SECRETS.sub("[key]", message))
+
+
+def stripe_error_answer(exc: stripe.StripeError) -> tuple[int, str, dict[str, str]]:
+    """(status, reason, headers) for an error of a Stripe call."""
+    message = redact(exc.user_message or "") or None
+    if isinstance(exc, stripe.CardError):
+        return 402, message or "The card was declined.", {}
+    if isinstance(exc, stripe.IdempotencyError):
+        return 409, "This Idempotency-Key was already used for another request.", {}
+    if isinstance(exc, stripe.InvalidRequestError):
+        return 400, message or "Stripe refused the request.", {}
+    if isinstance(exc, stripe.RateLimitError):
+        retry = {"Retry-After": str(RATE_LIMITED_RETRY_AFTER)}
+        return 503, "Stripe is rate limiting requests; try again shortly.", retry
+    if isinstance(exc, stripe.APIConnectionError):
+        retry = {"Retry-After": str(UNREACHABLE_RETRY_AFTER)}
+        return 503, "Stripe could not be reached; try again shortly.", retry
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        return 503, "Stripe refused the platform's API key; the operator has been told.", {}
+    retry = {"Retry-After": str(UNREACHABLE_RETRY_AFTER)}
+    return 503, "Stripe failed to answer; try again shortly.", retry
+
+
+async def handle_stripe_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, stripe.StripeError)
+    status, reason, headers = stripe_error_answer(exc)
+    # The class, code and request id find the call in Stripe's dashboard; the message
+    # stays out (it can quote a masked key or what the user typed).
+    log_call = log.error if status == 503 and not headers else log.warning
+    log_call(
+        "stripe %s on %s %s: http %s code %s request %s",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        exc.http_status,
+        exc.code,
+        exc.request_id,
+    )
+    return JSONResponse({"detail": reason}, status_code=status, headers=headers)

@@ -1,0 +1,173 @@
+"""`POST /api/billing/subscription/change` and `/cancel` against the test's Stripe fake
+(localstripe ignores `items[].price` and refuses `proration_behavior`): Stripe makes the
+change, and its answer is stored through the handlers' own functions with cause `api`."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from db.session import transaction
+from tests.billing_api.conftest import auth, subscriber
+from tests.support.stripe_events import (
+    CREDITS,
+    PRICES,
+    Ids,
+    account,
+    balance,
+    emails,
+    history,
+    process_ok,
+    stripe_event,
+    subscription,
+)
+
+
+def test_an_upgrade_is_prorated_stored_and_granted_once(api, fake):
+    sub = subscriber(fake)
+    process_ok(stripe_event("invoice.paid", sub.ids))
+
+    answer = api.post(
+        "/api/billing/subscription/change", json={"plan": "team"}, headers=sub.headers
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["plan"] == "team"
+    assert answer.json()["price_id"] == PRICES["team"]
+    [form] = fake.forms("POST", f"/v1/subscriptions/{sub.ids.subscription}")
+    assert form["items[0][id]"] == sub.ids.subscription_item
+    assert form["items[0][price]"] == PRICES["team"]
+    assert form["proration_behavior"] == "always_invoice"
+    assert form["payment_behavior"] == "error_if_incomplete"
+    assert subscription(sub.ids.subscription).plan == "team"
+    assert account(sub.ids.customer).plan == "team"
+    assert history(sub.ids.subscription)[-1].cause == "api"
+    upgrade = CREDITS["team"] - CREDITS["pro"]
+    assert balance(sub.ids.customer) == CREDITS["pro"] + upgrade
+
+    # Stripe's own webhook of the same change arrives afterwards: nothing is granted twice.
+    updated = stripe_event(
+        "customer.subscription.updated", Ids(**{**sub.ids.__dict__, "price": PRICES["team"]})
+    )
+    process_ok(updated)
+    assert balance(sub.ids.customer) == CREDITS["pro"] + upgrade
+    assert len(emails(f"plan-changed:{sub.ids.subscription}")) == 1
+
+
+def test_a_declined_upgrade_is_402_and_changes_nothing(api, fake):
+    sub = subscriber(fake)
+    fake.fail_path[f"/v1/subscriptions/{sub.ids.subscription}"] = [
+        (
+            402,
+            {
+                "error": {
+                    "type": "card_error",
+                    "message": "Your card has insufficient funds.",
+                    "code": "card_declined",
+                    "decline_code": "insufficient_funds",
+                }
+            },
+        )
+    ]
+
+    answer = api.post(
+        "/api/billing/subscription/change", json={"plan": "team"}, headers=sub.headers
+    )
+
+    assert answer.status_code == 402
+    assert answer.json() == {"detail": "Your card has insufficient funds."}
+    assert subscription(sub.ids.subscription).plan == "pro"
+    assert [c.cause for c in history(sub.ids.subscription)] == ["event"]
+
+
+@pytest.mark.parametrize(
+    ("plan", "status", "reason"),
+    [
+        ("pro", 409, "already on the pro plan"),
+        ("gold", 400, "Unknown plan 'gold'"),
+        ("free", 400, "cancel"),
+    ],
+)
+def test_a_change_that_cannot_be_made_is_refused_before_stripe(api, fake, plan, status, reason):
+    sub = subscriber(fake)
+
+    answer = api.post("/api/billing/subscription/change", json={"plan": plan}, headers=sub.headers)
+
+    assert answer.status_code == status
+    assert reason in answer.json()["detail"]
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/billing/subscription/change", "/api/billing/subscription/cancel"]
+)
+def test_without_a_subscription_there_is_nothing_to_change(api, fake, path):
+    answer = api.post(
+        path, json={"plan": "team"} if "change" in path else {}, headers=auth(Ids().user_id)
+    )
+
+    assert answer.status_code == 404
+    assert "no active subscription" in answer.json()["detail"]
+
+
+def test_an_ended_subscription_cannot_be_changed(api, fake):
+    sub = subscriber(fake)
+    process_ok(stripe_event("customer.subscription.deleted", sub.ids))
+
+    answer = api.post(
+        "/api/billing/subscription/change", json={"plan": "team"}, headers=sub.headers
+    )
+
+    assert answer.status_code == 404
+
+
+def test_cancel_at_period_end_keeps_the_plan_until_then(api, fake):
+    sub = subscriber(fake)
+
+    answer = api.post(
+        "/api/billing/subscription/cancel", json={"at_period_end": True}, headers=sub.headers
+    )
+
+    assert answer.status_code == 200
+    assert answer.json()["cancel_at_period_end"] is True
+    assert answer.json()["status"] == "active"
+    [form] = fake.forms("POST", f"/v1/subscriptions/{sub.ids.subscription}")
+    assert form == {"cancel_at_period_end": "true"}
+    assert account(sub.ids.customer).plan == "pro"
+    assert history(sub.ids.subscription)[-1].changes == {"cancel_at_period_end": [False, True]}
+
+
+def test_cancel_now_ends_the_plan_and_emails_once(api, fake):
+    sub = subscriber(fake)
+
+    answer = api.post(
+        "/api/billing/subscription/cancel", json={"at_period_end": False}, headers=sub.headers
+    )
+
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "canceled"
+    assert ("DELETE", f"/v1/subscriptions/{sub.ids.subscription}") in [
+        (m, p) for m, p, _ in fake.requests
+    ]
+    assert account(sub.ids.customer).plan == "free"
+    process_ok(stripe_event("customer.subscription.deleted", sub.ids))
+    assert len(emails(f"subscription-canceled:{sub.ids.subscription}")) == 1
+
+
+def test_info_reflects_what_stripe_answered(api, fake):
+    sub = subscriber(fake)
+    process_ok(stripe_event("invoice.paid", sub.ids))
+    api.post("/api/billing/subscription/cancel", json={"at_period_end": True}, headers=sub.headers)
+
+    info = api.get("/api/billing/info", headers=sub.headers).json()
+
+    with transaction() as db:
+        period_end = db.scalar(
+            text("SELECT current_period_end FROM subscriptions WHERE stripe_subscription_id = :s"),
+            {"s": sub.ids.subscription},
+        )
+    assert info["plan"] == "pro"
+    assert info["status"] == "active"
+    assert info["cancel_at_period_end"] is True
+    assert info["credits_balance"] == CREDITS["pro"]
+    assert info["current_period_end"].startswith(period_end.strftime("%Y-%m-%dT%H:%M:%S"))
