@@ -58,10 +58,11 @@ def current_user(
     except jwt.InvalidTokenError:
         raise _unauthorized("The bearer token is invalid.") from None
     user_id = claims.get("sub")
-    if not isinstance(user_id, str) or not user_id.strip():
+    if not isinstance(user_id, str) or not user_id.strip() or not user_id.isprintable():
         raise _unauthorized("The bearer token names no user (`sub`).")
     email = claims.get("email")
-    return User(id=user_id, email=email if isinstance(email, str) and email else None)
+    usable = isinstance(email, str) and email.isprintable() and "@" in email
+    return User(id=user_id, email=email if usable else None)
 
 
 UserDep = Annotated[User, Depends(current_user)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 import stripe
 from fastapi import Request
@@ -29,33 +30,43 @@ def redact(message: str) -> str:
     return _CARD_NUMBER.sub("[card]", _SECRETS.sub("[key]", message))
 
 
-def stripe_error_answer(exc: stripe.StripeError) -> tuple[int, str, dict[str, str]]:
-    """(status, reason, headers) for an error of a Stripe call."""
+@dataclass(frozen=True, slots=True)
+class ErrorAnswer:
+    status: int
+    reason: str
+    retry_after: int | None = None  # seconds, for errors that pass
+    operator_error: bool = False  # the platform's configuration is wrong, not the request
+
+
+def stripe_error_answer(exc: stripe.StripeError) -> ErrorAnswer:
+    """The answer to give for an error of a Stripe call."""
     message = redact(exc.user_message or "") or None
     if isinstance(exc, stripe.CardError):
-        return 402, message or "The card was declined.", {}
+        return ErrorAnswer(402, message or "The card was declined.")
     if isinstance(exc, stripe.IdempotencyError):
-        return 409, "This Idempotency-Key was already used for another request.", {}
+        return ErrorAnswer(409, "This Idempotency-Key was already used for another request.")
     if isinstance(exc, stripe.InvalidRequestError):
-        return 400, message or "Stripe refused the request.", {}
+        return ErrorAnswer(400, message or "Stripe refused the request.")
     if isinstance(exc, stripe.RateLimitError):
-        retry = {"Retry-After": str(RATE_LIMITED_RETRY_AFTER)}
-        return 503, "Stripe is rate limiting requests; try again shortly.", retry
+        reason = "Stripe is rate limiting requests; try again shortly."
+        return ErrorAnswer(503, reason, retry_after=RATE_LIMITED_RETRY_AFTER)
     if isinstance(exc, stripe.APIConnectionError):
-        retry = {"Retry-After": str(UNREACHABLE_RETRY_AFTER)}
-        return 503, "Stripe could not be reached; try again shortly.", retry
+        reason = "Stripe could not be reached; try again shortly."
+        return ErrorAnswer(503, reason, retry_after=UNREACHABLE_RETRY_AFTER)
     if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
-        return 503, "Stripe refused the platform's API key; the operator has been told.", {}
-    retry = {"Retry-After": str(UNREACHABLE_RETRY_AFTER)}
-    return 503, "Stripe failed to answer; try again shortly.", retry
+        reason = "Stripe refused the platform's API key; the operator has been told."
+        return ErrorAnswer(503, reason, operator_error=True)
+    reason = "Stripe failed to answer; try again shortly."
+    return ErrorAnswer(503, reason, retry_after=UNREACHABLE_RETRY_AFTER)
 
 
 async def handle_stripe_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, stripe.StripeError)
-    status, reason, headers = stripe_error_answer(exc)
+    if not isinstance(exc, stripe.StripeError):  # registered for StripeError only
+        raise exc
+    answer = stripe_error_answer(exc)
     # The class, code and request id find the call in Stripe's dashboard; the message
     # stays out (it can quote a masked key or what the user typed).
-    log_call = log.error if status == 503 and not headers else log.warning
+    log_call = log.error if answer.operator_error else log.warning
     log_call(
         "stripe %s on %s %s: http %s code %s request %s",
         type(exc).__name__,
@@ -65,4 +76,5 @@ async def handle_stripe_error(request: Request, exc: Exception) -> JSONResponse:
         exc.code,
         exc.request_id,
     )
-    return JSONResponse({"detail": reason}, status_code=status, headers=headers)
+    headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after else {}
+    return JSONResponse({"detail": answer.reason}, status_code=answer.status, headers=headers)

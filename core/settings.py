@@ -14,6 +14,8 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PAID_PLANS = ("starter", "pro", "team")
+# HS256 signs with a 256-bit HMAC; a shorter secret is guessable offline from any token.
+MIN_JWT_SECRET_LENGTH = 32
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -126,6 +128,11 @@ class Settings(BaseSettings):
                 raise ValueError("STRIPE_TEST_MODE must be false when APP_ENV=production.")
             if not self.webhook_secrets:
                 raise ValueError("STRIPE_WEBHOOK_SECRET must be set when APP_ENV=production.")
+            if self.auth_jwt_secret and len(self.auth_jwt_secret) < MIN_JWT_SECRET_LENGTH:
+                raise ValueError(
+                    f"AUTH_JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters "
+                    "when APP_ENV=production."
+                )
             if self.stripe_enabled and not self.stripe_secret_key_live:
                 raise ValueError("STRIPE_SECRET_KEY_LIVE must be set when APP_ENV=production.")
         return self

@@ -125,6 +125,8 @@ def sync_dispute(
         select(Dispute)
         .where(Dispute.stripe_dispute_id == state.stripe_dispute_id)
         .with_for_update()
+        # A caller's copy from before the lock must not stand in for the committed row.
+        .execution_options(populate_existing=True)
     )
     assert row is not None
     created = inserted is not None

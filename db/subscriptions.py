@@ -120,6 +120,9 @@ def sync_subscription(
         select(Subscription)
         .where(Subscription.stripe_subscription_id == state.stripe_subscription_id)
         .with_for_update()
+        # The caller may hold this row from before the lock (the billing API reads it, then
+        # calls Stripe): compare with what is committed now, not with that copy.
+        .execution_options(populate_existing=True)
     )
     assert row is not None
     if not created and _is_stale(row, state, row.state_as_of if authoritative else as_of):

@@ -25,6 +25,18 @@ from core.settings import ConfigurationError, load_settings
         ({"database_url": "mysql://x"}, "DATABASE_URL"),
         ({"sweep_stale_after_seconds": 0}, "SWEEP_STALE_AFTER_SECONDS"),
         ({"app_env": "staging"}, "APP_ENV"),
+        (
+            {
+                "app_env": "production",
+                "stripe_test_mode": False,
+                "stripe_secret_key_live": "sk_live_abc",
+                "stripe_webhook_secret": "whsec_a",
+                "auth_jwt_secret": "short",
+            },
+            "AUTH_JWT_SECRET",
+        ),
+        ({"app_billing_url": "/billing"}, "APP_BILLING_URL"),
+        ({"checkout_idempotency_window_seconds": 0}, "CHECKOUT_IDEMPOTENCY_WINDOW_SECONDS"),
     ],
 )
 def test_unsafe_settings_are_refused_with_one_sentence(overrides, variable):

@@ -55,7 +55,8 @@ def create_checkout(
         "cancel_url": f"{base}{joiner}checkout=canceled",
     }
     if plan is not None:
-        assert plan.price_id is not None
+        if plan.price_id is None:
+            raise ValueError(f"plan {plan.id} has no Stripe price")
         metadata = {"user_id": user.id, "plan": plan.id}
         params |= {
             "mode": "subscription",
@@ -86,4 +87,6 @@ def create_checkout(
     session = client.v1.checkout.sessions.create(
         params=params, options={"idempotency_key": idempotency_key}
     )
-    return CheckoutSession(id=session.id, url=session.url or "")
+    if not session.url:  # only embedded Checkout has none, and it is not asked for
+        raise stripe.APIError("Stripe returned a Checkout Session without a URL.")
+    return CheckoutSession(id=session.id, url=session.url)

@@ -8,33 +8,20 @@ different keys take turns, so two can never both spend the last credit."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from api.auth import User
+from api.billing.idempotent_requests import Answer, earlier_answer, keep_answer
 from core.plans import Catalogue
 from core.settings import Settings
 from core.stripe_objects import unix_time
-from db import idempotency, ledger
+from db import ledger
 from db.accounts import account_of_user
 from db.models import Account
 from db.subscriptions import live_subscription
 from tasks.events.handlers.notices import notify_customer
 
 OPERATION = "credits.consume"
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status_code: int
-    body: dict[str, Any]
-    replayed: bool = False
-
-
-class KeyReused(Exception):
-    """The key was used before with another request body."""
 
 
 def consume_credits(
@@ -48,12 +35,12 @@ def consume_credits(
     settings: Settings,
 ) -> Answer:
     """Spend `amount` credits of the user's balance once for this key."""
-    fingerprint = idempotency.request_hash({"amount": amount, "reason": reason})
-    earlier = idempotency.claim_key(session, user_id=user.id, operation=OPERATION, key=key)
+    request = {"amount": amount, "reason": reason}
+    earlier = earlier_answer(
+        session, user_id=user.id, operation=OPERATION, key=key, request=request
+    )
     if earlier is not None:
-        if earlier.request_hash != fingerprint:
-            raise KeyReused(key)
-        return Answer(earlier.status_code, earlier.response, replayed=True)
+        return earlier
     answer = _spend(
         session,
         user=user,
@@ -63,14 +50,8 @@ def consume_credits(
         catalogue=catalogue,
         settings=settings,
     )
-    idempotency.store_answer(
-        session,
-        user_id=user.id,
-        operation=OPERATION,
-        key=key,
-        request_hash=fingerprint,
-        status_code=answer.status_code,
-        response=answer.body,
+    keep_answer(
+        session, user_id=user.id, operation=OPERATION, key=key, request=request, answer=answer
     )
     return answer
 

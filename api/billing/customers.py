@@ -1,13 +1,18 @@
-"""The Stripe customer of a host-application user: found, checked with Stripe, or created."""
+"""The Stripe customer of a host-application user: found, checked with Stripe, or created.
+
+Every customer object Stripe returns here is applied to the account (email and
+`metadata.user_id`, as Stripe has them now), as the contract asks of every read."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import stripe
 from sqlalchemy.orm import Session
 from stripe.params import CustomerCreateParams
 
 from api.auth import User
-from core.stripe_objects import customer_email
+from core.stripe_objects import customer_email, metadata_user_id
 from db.accounts import account_of_user, ensure_account, update_contact
 from db.locks import advisory_lock
 from db.models import Account
@@ -19,8 +24,12 @@ def existing_customer(
     """The user's account if Stripe still has its customer; None if there is none yet or
     Stripe deleted it."""
     account = account_of_user(session, user_id=user.id)
-    if account is None or _deleted_in_stripe(client, account.stripe_customer_id):
+    if account is None:
         return None
+    customer = _live_customer(client, account.stripe_customer_id)
+    if customer is None:
+        return None
+    _apply(session, account, customer)
     return account
 
 
@@ -33,29 +42,40 @@ def get_or_create_customer(session: Session, client: stripe.StripeClient, *, use
     account = account_of_user(session, user_id=user.id)
     replacing = None
     if account is not None:
-        if not _deleted_in_stripe(client, account.stripe_customer_id):
+        customer = _live_customer(client, account.stripe_customer_id)
+        if customer is not None:
+            _apply(session, account, customer)
             return account
         replacing = account.stripe_customer_id
     params: CustomerCreateParams = {"metadata": {"user_id": user.id}}
     if user.email:
         params["email"] = user.email
-    customer = client.v1.customers.create(
+    created = client.v1.customers.create(
         params=params,
         options={"idempotency_key": f"customer-for-user:{user.id}:{replacing or 'first'}"},
-    )
-    account, _ = ensure_account(session, customer_id=customer.id)
-    # Stripe's own object, as it is now.
-    update_contact(
-        session, account, email=customer_email(customer.to_dict()), user_id=user.id, as_of=None
-    )
+    ).to_dict()
+    account, _ = ensure_account(session, customer_id=created["id"])
+    _apply(session, account, created)
     return account
 
 
-def _deleted_in_stripe(client: stripe.StripeClient, customer_id: str) -> bool:
+def _live_customer(client: stripe.StripeClient, customer_id: str) -> dict[str, Any] | None:
+    """Stripe's customer object; None when Stripe deleted it (or never had it)."""
     try:
-        customer = client.v1.customers.retrieve(customer_id)
+        customer = client.v1.customers.retrieve(customer_id).to_dict()
     except stripe.InvalidRequestError as exc:
         if exc.http_status == 404:
-            return True
+            return None
         raise
-    return bool(customer.to_dict().get("deleted"))
+    return None if customer.get("deleted") else customer
+
+
+def _apply(session: Session, account: Account, customer: dict[str, Any]) -> None:
+    # Stripe's own object, as it is now.
+    update_contact(
+        session,
+        account,
+        email=customer_email(customer),
+        user_id=metadata_user_id(customer),
+        as_of=None,
+    )

@@ -1,8 +1,17 @@
 """Plan changes and cancellations: Stripe does them, and what Stripe answers is stored through
 the event handlers' own functions (ordering guard, history with cause `api`, upgrade credits,
-emails), so the webhook that follows finds nothing left to do."""
+emails), so the webhook that follows finds nothing left to do.
+
+The customer's lock is taken before the Stripe call and held until the answer is stored:
+two requests of one user (a double click on two plans, a change during a cancel) then reach
+Stripe and the database in the same order, and no webhook of this customer is applied in
+between. The answer is stamped with the time the call was sent: Stripe's state is at least
+that new, and an event Stripe makes from then on (the same second included) still applies."""
 
 from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
 
 import stripe
 from sqlalchemy.orm import Session
@@ -34,14 +43,18 @@ def change_plan(
     idempotency_key: str | None,
 ) -> SyncResult:
     """Move the subscription's one item to the plan's price, with proration."""
-    assert plan.price_id is not None
+    if plan.price_id is None:
+        raise ValueError(f"plan {plan.id} has no Stripe price")
+    sent_at = _lock_and_stamp(session, account=account, subscription=subscription)
     current = client.v1.subscriptions.retrieve(subscription.stripe_subscription_id)
     items = current.to_dict().get("items", {}).get("data") or []
     if not items:
         raise ValueError(f"subscription {subscription.stripe_subscription_id} has no items")
     options: stripe.RequestOptions = {}
     if idempotency_key:
-        options["idempotency_key"] = f"change-plan:{subscription.id}:{idempotency_key}"[:255]
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+        options["idempotency_key"] = f"change-plan:{subscription.stripe_subscription_id}:{digest}"
+    old_price = subscription.price_id
     updated = client.v1.subscriptions.update(
         subscription.stripe_subscription_id,
         params={
@@ -50,14 +63,12 @@ def change_plan(
             "payment_behavior": PAYMENT_BEHAVIOR,
         },
         options=options,
-    )
-    old_price = subscription.price_id
-    lock_customer(session, account.stripe_customer_id)
+    ).to_dict()
     result = apply_stripe_subscription(
-        session, account=account, subscription=updated.to_dict(), as_of=None, cause=Cause.API
+        session, account=account, subscription=updated, as_of=sent_at, cause=Cause.API
     )
     if old_price and result.applied:
-        plan_change(session, account=account, subscription=updated.to_dict(), old_price=old_price)
+        plan_change(session, account=account, subscription=updated, old_price=old_price)
     return result
 
 
@@ -70,6 +81,7 @@ def cancel_subscription(
     at_period_end: bool,
 ) -> SyncResult:
     """Cancel at the end of the paid period (the plan stays until then), or now."""
+    sent_at = _lock_and_stamp(session, account=account, subscription=subscription)
     if at_period_end:
         answer = client.v1.subscriptions.update(
             subscription.stripe_subscription_id, params={"cancel_at_period_end": True}
@@ -77,10 +89,19 @@ def cancel_subscription(
     else:
         answer = client.v1.subscriptions.cancel(subscription.stripe_subscription_id)
     canceled = answer.to_dict()
-    lock_customer(session, account.stripe_customer_id)
     result = apply_stripe_subscription(
-        session, account=account, subscription=canceled, as_of=None, cause=Cause.API
+        session, account=account, subscription=canceled, as_of=sent_at, cause=Cause.API
     )
     if canceled.get("status") == "canceled" and result.subscription.status == "canceled":
         notify_canceled(session, account=account, result=result)
     return result
+
+
+def _lock_and_stamp(session: Session, *, account: Account, subscription: Subscription) -> datetime:
+    """Take the customer's lock; the time the call is sent, never older than what is stored:
+    nothing else writes this customer while the lock is held, so Stripe's answer is newer
+    than anything stored, whatever the skew between Stripe's clock and ours."""
+    lock_customer(session, account.stripe_customer_id)
+    session.refresh(subscription)
+    # Stripe's `created` has whole seconds.
+    return max(datetime.now(UTC).replace(microsecond=0), subscription.state_as_of)

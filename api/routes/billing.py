@@ -10,9 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
-from api.auth import UserDep
+from api.auth import User, UserDep
 from api.billing import checkout, credits, customers, subscriptions
+from api.billing.idempotent_requests import Answer, KeyReused, earlier_answer, keep_answer
 from api.deps import CatalogueDep, SessionDep, SettingsDep, StripeDep
 from api.routes.billing_models import (
     BillingInfo,
@@ -30,7 +32,7 @@ from api.routes.billing_models import (
     PortalOut,
     SubscriptionOut,
 )
-from core.plans import FREE_PLAN, Catalogue, Plan
+from core.plans import FREE_PLAN, Catalogue, CreditPack, Plan
 from core.settings import Settings
 from db import ledger
 from db.accounts import account_of_user
@@ -39,6 +41,7 @@ from db.models import Account, Subscription
 from db.subscriptions import latest_subscription, live_subscription
 
 MAX_PAGE = 100
+MAX_CURSOR = 2**63 - 1  # a bigint id
 MAX_KEY_LENGTH = 255
 
 
@@ -136,7 +139,7 @@ def create_checkout_session(
         idempotency_key=checkout.checkout_idempotency_key(
             user=user,
             customer_id=account.stripe_customer_id,
-            item=f"plan:{plan.id}" if plan else f"pack:{pack.id}" if pack else "",
+            item=_item_name(plan=plan, pack=pack),
             header_key=key,
             window_seconds=settings.checkout_idempotency_window_seconds,
         ),
@@ -155,22 +158,36 @@ def change_subscription_plan(
     catalogue: CatalogueDep,
     client: StripeDep,
     key: IdempotencyKeyDep,
-) -> SubscriptionOut:
+) -> Any:
     """Move the subscription to another paid plan; Stripe prorates and charges the difference
-    now (a declined card is 402 and changes nothing)."""
+    now (a declined card is 402 and changes nothing). With an `Idempotency-Key`, a retry
+    gets the first answer."""
     if body.plan == FREE_PLAN:
         raise HTTPException(
             400, "To move to the free plan, cancel: POST /api/billing/subscription/cancel."
         )
     plan = _paid_plan(body.plan, catalogue, settings)
+    request = body.model_dump()
+    if key is not None:
+        earlier = _earlier(
+            session, user=user, operation="subscription.change", key=key, request=request
+        )
+        if earlier is not None:
+            return earlier
     account, current = _live_subscription_of(session, user_id=user.id)
     if current.plan == plan.id:
         raise HTTPException(409, f"You are already on the {plan.id} plan.")
     result = subscriptions.change_plan(
         session, client, account=account, subscription=current, plan=plan, idempotency_key=key
     )
-    session.commit()
-    return SubscriptionOut.of(result.subscription)
+    return _answer(
+        session,
+        user=user,
+        operation="subscription.change",
+        key=key,
+        request=request,
+        subscription=result.subscription,
+    )
 
 
 @router.post("/subscription/cancel", response_model=SubscriptionOut, responses=_errors(400, 404))
@@ -178,16 +195,34 @@ def cancel_subscription(
     user: UserDep,
     session: SessionDep,
     client: StripeDep,
+    key: IdempotencyKeyDep,
     body: CancelRequest | None = None,
-) -> SubscriptionOut:
-    """Cancel at the end of the paid period (the default), or at once."""
-    at_period_end = body.at_period_end if body is not None else True
+) -> Any:
+    """Cancel at the end of the paid period (the default), or at once. With an
+    `Idempotency-Key`, a retry gets the first answer even after the subscription ended."""
+    request = (body or CancelRequest()).model_dump()
+    if key is not None:
+        earlier = _earlier(
+            session, user=user, operation="subscription.cancel", key=key, request=request
+        )
+        if earlier is not None:
+            return earlier
     account, current = _live_subscription_of(session, user_id=user.id)
     result = subscriptions.cancel_subscription(
-        session, client, account=account, subscription=current, at_period_end=at_period_end
+        session,
+        client,
+        account=account,
+        subscription=current,
+        at_period_end=request["at_period_end"],
     )
-    session.commit()
-    return SubscriptionOut.of(result.subscription)
+    return _answer(
+        session,
+        user=user,
+        operation="subscription.cancel",
+        key=key,
+        request=request,
+        subscription=result.subscription,
+    )
 
 
 @router.post("/portal", response_model=PortalOut, responses=_errors(400, 404))
@@ -198,6 +233,7 @@ def open_customer_portal(
     account = customers.existing_customer(session, client, user=user)
     if account is None:
         raise HTTPException(404, "You have no billing account yet: start with a Checkout.")
+    session.commit()  # what Stripe said of the customer
     portal = client.v1.billing_portal.sessions.create(
         params={"customer": account.stripe_customer_id, "return_url": settings.app_billing_url}
     )
@@ -209,7 +245,9 @@ def list_invoices(
     user: UserDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-    cursor: Annotated[int | None, Query(ge=1, description="`next_cursor` of the last page")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=MAX_CURSOR, description="`next_cursor` of the last page")
+    ] = None,
 ) -> InvoicePage:
     """The user's invoices, newest first, with Stripe's hosted page and PDF."""
     account = account_of_user(session, user_id=user.id)
@@ -231,7 +269,9 @@ def list_credits(
     user: UserDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Annotated[int | None, Query(ge=1, description="`next_cursor` of the last page")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=MAX_CURSOR, description="`next_cursor` of the last page")
+    ] = None,
 ) -> CreditsPage:
     """The credit balance and the ledger that makes it, newest first."""
     account = account_of_user(session, user_id=user.id)
@@ -271,13 +311,10 @@ def consume_credits(
             catalogue=catalogue,
             settings=settings,
         )
-    except credits.KeyReused:
-        raise HTTPException(
-            409, "This Idempotency-Key was already used with a different request body."
-        ) from None
+    except KeyReused:
+        raise _key_reused() from None
     session.commit()
-    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
-    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
+    return _reply(answer)
 
 
 def _paid_plan(plan_id: str, catalogue: Catalogue, settings: Settings) -> Plan:
@@ -292,7 +329,7 @@ def _paid_plan(plan_id: str, catalogue: Catalogue, settings: Settings) -> Plan:
     return plan
 
 
-def _live_subscription_of(session: SessionDep, *, user_id: str) -> tuple[Account, Subscription]:
+def _live_subscription_of(session: Session, *, user_id: str) -> tuple[Account, Subscription]:
     account = account_of_user(session, user_id=user_id)
     current = live_subscription(session, account_id=account.id) if account else None
     if account is None or current is None:
@@ -300,3 +337,53 @@ def _live_subscription_of(session: SessionDep, *, user_id: str) -> tuple[Account
             404, "You have no active subscription; start one with POST /api/billing/checkout."
         )
     return account, current
+
+
+def _item_name(*, plan: Plan | None, pack: CreditPack | None) -> str:
+    if plan is not None:
+        return f"plan:{plan.id}"
+    assert pack is not None  # the request model allows exactly one
+    return f"pack:{pack.id}"
+
+
+def _key_reused() -> HTTPException:
+    return HTTPException(
+        409, "This Idempotency-Key was already used with a different request body."
+    )
+
+
+def _reply(answer: Answer) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
+
+
+def _earlier(
+    session: Session, *, user: User, operation: str, key: str, request: dict[str, Any]
+) -> JSONResponse | None:
+    """The answer this key already had, or None (and the key held) for a first request."""
+    try:
+        earlier = earlier_answer(
+            session, user_id=user.id, operation=operation, key=key, request=request
+        )
+    except KeyReused:
+        raise _key_reused() from None
+    return None if earlier is None else _reply(earlier)
+
+
+def _answer(
+    session: Session,
+    *,
+    user: User,
+    operation: str,
+    key: str | None,
+    request: dict[str, Any],
+    subscription: Subscription,
+) -> JSONResponse:
+    """Commit Stripe's answer as stored, kept under the key when there is one."""
+    answer = Answer(200, SubscriptionOut.of(subscription).model_dump(mode="json"))
+    if key is not None:
+        keep_answer(
+            session, user_id=user.id, operation=operation, key=key, request=request, answer=answer
+        )
+    session.commit()
+    return _reply(answer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from db.models import CreditEntry, Invoice, Subscription
 
@@ -152,6 +152,14 @@ class ConsumeRequest(BaseModel):
 
     amount: int = Field(gt=0, le=1_000_000_000, description="Credits to spend.")
     reason: str | None = Field(default=None, max_length=500, examples=["image generation"])
+
+    @field_validator("reason")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        # PostgreSQL text cannot hold NUL; other control characters have no place in a ledger.
+        if value is not None and not value.isprintable():
+            raise ValueError("reason must be printable text")
+        return value
 
 
 class ConsumeOut(BaseModel):

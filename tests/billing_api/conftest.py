@@ -37,8 +37,13 @@ def fake() -> Iterator[StripeFake]:
 
 @pytest.fixture
 def api(fake: StripeFake) -> Iterator[TestClient]:
-    """The app with its Stripe client pointed at the fake."""
-    with make_client(stripe_api_base=fake.url, stripe_secret_key_test=TEST_KEY) as client:
+    """The app with its Stripe client pointed at the fake. The Checkout window is an hour, so
+    that two requests of a test never straddle its edge."""
+    with make_client(
+        stripe_api_base=fake.url,
+        stripe_secret_key_test=TEST_KEY,
+        checkout_idempotency_window_seconds=3600,
+    ) as client:
         yield client
 
 

@@ -43,6 +43,7 @@ BAD_TOKENS = {
     "another algorithm": jwt.encode({"sub": "user_1"}, JWT_SECRET, algorithm="HS512"),
     "without sub": jwt.encode({"email": "jane@example.com"}, JWT_SECRET, algorithm="HS256"),
     "empty sub": jwt.encode({"sub": " "}, JWT_SECRET, algorithm="HS256"),
+    "control characters in sub": jwt.encode({"sub": "u\x00"}, JWT_SECRET, algorithm="HS256"),
     "not yet valid": user_token("user_1", nbf=int(time.time()) + 3600),
 }
 

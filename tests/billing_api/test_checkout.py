@@ -103,6 +103,7 @@ def test_the_same_key_for_another_pack_is_409(api, fake):
 
 def test_an_existing_customer_is_checked_with_stripe_and_reused(api, fake):
     sub = subscriber(fake)
+    fake.customers[sub.ids.customer]["email"] = "new-address@example.com"  # changed in Stripe
 
     answer = api.post("/api/billing/checkout", json={"pack": "large"}, headers=sub.headers)
 
@@ -110,6 +111,8 @@ def test_an_existing_customer_is_checked_with_stripe_and_reused(api, fake):
     assert ("GET", f"/v1/customers/{sub.ids.customer}") in [(m, p) for m, p, _ in fake.requests]
     assert fake.forms("POST", "/v1/customers") == []
     assert fake.forms("POST", CHECKOUT)[0]["customer"] == sub.ids.customer
+    with transaction() as db:
+        assert account_of_user(db, user_id=sub.ids.user_id).email == "new-address@example.com"
 
 
 def test_a_customer_deleted_in_stripe_is_replaced(api, fake):

@@ -123,6 +123,7 @@ def test_a_user_without_an_account_has_nothing_to_spend(client):
         ({"amount": -5}, {"Idempotency-Key": "k"}, 422, "amount"),
         ({"amount": "ten"}, {"Idempotency-Key": "k"}, 422, "amount"),
         ({"amount": 1, "extra": 1}, {"Idempotency-Key": "k"}, 422, "extra"),
+        ({"amount": 1, "reason": "nul\x00byte"}, {"Idempotency-Key": "k"}, 422, "printable"),
     ],
 )
 def test_a_bad_consumption_is_refused_with_a_reason(client, body, headers, status, reason):
@@ -151,6 +152,17 @@ def test_falling_below_the_plan_threshold_emails_once_per_grant(client):
     assert email.template == "credits_low"
     assert email.context["credits_balance"] == threshold - 1
     assert email.context["upgrade_url"] == "https://app.example.com/billing"
+
+
+@pytest.mark.parametrize("path", ["/api/billing/credits", "/api/billing/invoices"])
+@pytest.mark.parametrize("cursor", ["9" * 30, "-1", "abc"])
+def test_a_bad_cursor_is_422(client, path, cursor):
+    _, headers = funded_user(plan_credits=False)
+
+    answer = client.get(path, params={"cursor": cursor}, headers=headers)
+
+    assert answer.status_code == 422
+    assert "cursor" in answer.json()["detail"]
 
 
 def test_the_ledger_is_listed_newest_first_in_pages(client):

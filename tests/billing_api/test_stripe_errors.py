@@ -50,6 +50,12 @@ CASES = {
         503,
         "refused the platform's API key",
     ),
+    "key not permitted": (
+        403,
+        error("invalid_request_error", "The provided key 'rk_test_****abcd' does not have access."),
+        503,
+        "refused the platform's API key",
+    ),
     "stripe failed": (
         500,
         error("api_error", "An unknown error occurred."),
@@ -62,8 +68,8 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_each_kind_of_stripe_error_has_its_answer(api, fake, caplog, case):
     stripe_status, body, status, reason = CASES[case]
-    # A 5xx is retried by the client (max_network_retries): fail every try.
-    fake.fail_next.extend([(stripe_status, body)] * 3)
+    # The customer is made; the Checkout call fails (every try: a 5xx is retried).
+    fake.fail_path["/v1/checkout/sessions"] = [(stripe_status, body)] * 3
 
     with caplog.at_level(logging.INFO):
         answer = api.post(
@@ -72,10 +78,11 @@ def test_each_kind_of_stripe_error_has_its_answer(api, fake, caplog, case):
 
     assert answer.status_code == status, answer.text
     assert reason in answer.json()["detail"]
-    if status == 503 and stripe_status != 401:
+    if status == 503 and stripe_status not in (401, 403):
         assert int(answer.headers["Retry-After"]) > 0
-    assert "sk_test" not in answer.text
-    assert TEST_KEY not in caplog.text and "sk_test_****" not in caplog.text
+    assert fake.forms("POST", "/v1/customers")  # the error came from the Checkout call
+    assert "sk_test" not in answer.text and "rk_test" not in answer.text
+    assert TEST_KEY not in caplog.text and "_test_****" not in caplog.text
 
 
 def test_an_unreachable_stripe_is_503_with_retry_after():
@@ -90,7 +97,7 @@ def test_an_unreachable_stripe_is_503_with_retry_after():
 
 
 def test_a_card_number_or_key_in_stripe_s_message_is_redacted(api, fake):
-    fake.fail_next.append(
+    fake.fail_path["/v1/checkout/sessions"] = [
         (
             400,
             error(
@@ -98,7 +105,7 @@ def test_a_card_number_or_key_in_stripe_s_message_is_redacted(api, fake):
                 "Invalid card number 4242 4242 4242 4242 for key sk_test_51Habcdef",
             ),
         )
-    )
+    ]
 
     answer = api.post("/api/billing/checkout", json={"pack": "small"}, headers=auth(Ids().user_id))
 

@@ -4,10 +4,14 @@ change, and its answer is stored through the handlers' own functions with cause 
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import text
 
-from db.session import transaction
+from db.session import new_session, transaction
+from db.subscriptions import Cause, find_subscription
+from tasks.events.handlers.subscriptions import apply_stripe_subscription
 from tests.billing_api.conftest import auth, subscriber
 from tests.support.stripe_events import (
     CREDITS,
@@ -171,3 +175,74 @@ def test_info_reflects_what_stripe_answered(api, fake):
     assert info["cancel_at_period_end"] is True
     assert info["credits_balance"] == CREDITS["pro"]
     assert info["current_period_end"].startswith(period_end.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def test_a_retried_change_with_its_key_gets_the_first_answer(api, fake):
+    sub = subscriber(fake)
+    headers = {**sub.headers, "Idempotency-Key": "change-1"}
+
+    first = api.post("/api/billing/subscription/change", json={"plan": "team"}, headers=headers)
+    again = api.post("/api/billing/subscription/change", json={"plan": "team"}, headers=headers)
+    other = api.post("/api/billing/subscription/change", json={"plan": "starter"}, headers=headers)
+
+    assert (first.status_code, again.status_code, other.status_code) == (200, 200, 409)
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(fake.forms("POST", f"/v1/subscriptions/{sub.ids.subscription}")) == 1
+
+
+def test_a_retried_cancel_with_its_key_gets_the_first_answer_after_the_end(api, fake):
+    sub = subscriber(fake)
+    headers = {**sub.headers, "Idempotency-Key": "cancel-1"}
+    body = {"at_period_end": False}
+
+    first = api.post("/api/billing/subscription/cancel", json=body, headers=headers)
+    again = api.post("/api/billing/subscription/cancel", json=body, headers=headers)
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == first.json()
+    assert first.json()["status"] == "canceled"
+
+
+def test_two_concurrent_changes_end_with_stripe_s_last_word(api, fake):
+    sub = subscriber(fake)
+    answers: dict[str, int] = {}
+
+    def change(plan: str) -> None:
+        answer = api.post(
+            "/api/billing/subscription/change", json={"plan": plan}, headers=sub.headers
+        )
+        answers[plan] = answer.status_code
+
+    threads = [threading.Thread(target=change, args=(plan,)) for plan in ("team", "starter")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert set(answers.values()) <= {200, 409}
+    stripe_price = fake.subscriptions[sub.ids.subscription]["items"]["data"][0]["price"]["id"]
+    assert subscription(sub.ids.subscription).price_id == stripe_price
+    last_change = history(sub.ids.subscription)[-1]
+    assert last_change.price_id == stripe_price
+
+
+def test_stripe_s_answer_is_compared_with_the_committed_row_not_a_stale_copy():
+    sub = subscriber()
+    still_active = stripe_event("customer.subscription.created", sub.ids)["data"]["object"]
+    with new_session() as db:
+        row = find_subscription(db, subscription_id=sub.ids.subscription)
+        assert row.status == "active"  # the copy the request read first
+        process_ok(stripe_event("customer.subscription.deleted", sub.ids))  # a worker, meanwhile
+
+        result = apply_stripe_subscription(
+            db,
+            account=db.merge(account(sub.ids.customer)),
+            subscription=still_active,
+            as_of=None,
+            cause=Cause.API,
+        )
+        db.commit()
+
+    assert result.applied is False  # an ended subscription is never brought back
+    assert subscription(sub.ids.subscription).status == "canceled"
