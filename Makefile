@@ -23,6 +23,7 @@ lint: install
 
 bench: install ## slow benchmarks; never part of `make test`
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/reconcile.py
 
 run: install ## API, worker and beat against DATABASE_URL / REDIS_URL, in one terminal
 	$(BIN)/billing db upgrade

@@ -17,6 +17,7 @@ from api.routes import (
     admin_customers,
     admin_disputes,
     admin_events,
+    admin_reconciliation,
     billing,
     health,
     plans,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_events.router)
     app.include_router(admin_customers.router)
     app.include_router(admin_disputes.router)
+    app.include_router(admin_reconciliation.router)
     app.include_router(plans.router)
     app.include_router(billing.router)
     app.add_exception_handler(stripe.StripeError, handle_stripe_error)

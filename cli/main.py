@@ -142,5 +142,33 @@ def replay(event_id: str) -> None:
     click.echo(f"{event_id} {row.status}")
 
 
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Compare and report only: change nothing.")
+def reconcile(dry_run: bool) -> None:
+    """Compare every Stripe subscription with the local copy now, and print the report."""
+    settings = _settings()
+    from tasks.reconciliation.report import print_report
+    from tasks.reconciliation.run import dry_run as reconcile_dry
+    from tasks.reconciliation.run import load_report
+    from tasks.reconciliation.run import reconcile as run
+    from tasks.reconciliation.task import reconciliation_client
+
+    client = reconciliation_client(settings)
+    if client is None:
+        raise click.ClickException("Stripe is not configured: set STRIPE_SECRET_KEY_TEST/_LIVE.")
+    if dry_run:
+        report = reconcile_dry(client=client)
+    else:
+        run_id, status = run(client=client, trigger="cli")
+        if status is None:
+            click.echo(f"billing: reconciliation run {run_id} is already going", err=True)
+            sys.exit(1)
+        report = load_report(run_id=run_id)
+        assert report is not None
+    print_report(report, echo=click.echo)
+    if report.status != "succeeded":
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -348,3 +348,76 @@ class IdempotentRequest(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "operation", "key", name="uq_api_idempotency_keys_request"),
     )
+
+
+# --- Reconciliation: what each nightly comparison with Stripe found and repaired ------------
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ReconciliationRun(Base):
+    """One comparison of every Stripe subscription with the local copies."""
+
+    __tablename__ = "reconciliation_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    status: Mapped[str] = mapped_column(Text, server_default=RunStatus.RUNNING.value)
+    trigger: Mapped[str] = mapped_column(Text)  # `schedule`, `api` or `cli`
+    checked: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    drifted: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    fixed: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # The last subscription compared, and the phase: where a failed run stopped.
+    phase: Mapped[str] = mapped_column(Text, server_default="queued")
+    last_subscription_id: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    # The best-effort catch-up of events whose delivery failed: `done`, `unsupported` (the
+    # Stripe side lacks the call) or `failed`, with what it stored or why not.
+    missed_events: Mapped[str | None] = mapped_column(Text)
+    missed_events_detail: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Bumped after every page: a `running` row untouched for long lost its process.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('running', 'succeeded', 'failed')", name="ck_reconciliation_runs_status"
+        ),
+        # At most one run at a time, whatever the number of beat, worker or API processes.
+        Index(
+            "uq_reconciliation_runs_running",
+            "status",
+            unique=True,
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+
+class ReconciliationItem(Base):
+    """One difference a run found: a field of a subscription, an adoption, a subscription
+    Stripe no longer has, or a missed event; and whether it was fixed, or why not."""
+
+    __tablename__ = "reconciliation_items"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id"))
+    kind: Mapped[str] = mapped_column(Text)  # `drift`, `adopted`, `missing_in_stripe`, ...
+    object_id: Mapped[str] = mapped_column(Text)  # the subscription (or event) id
+    stripe_customer_id: Mapped[str | None] = mapped_column(Text)
+    field: Mapped[str] = mapped_column(Text)  # the drifted field, or `subscription`/`event`
+    local_value: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    stripe_value: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    fixed: Mapped[bool]
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was not fixed, or how it was
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        # A page compared twice (a resumed task) records each difference once.
+        UniqueConstraint(
+            "run_id", "kind", "object_id", "field", name="uq_reconciliation_items_difference"
+        ),
+    )

@@ -69,6 +69,10 @@ def configure(app: Celery, settings: Settings) -> None:
                 "task": "billing.remind_dispute_evidence",
                 "schedule": _daily_at(settings.dispute_reminders_at),
             },
+            "reconcile-subscriptions": {
+                "task": "billing.reconcile_subscriptions",
+                "schedule": _daily_at(settings.reconcile_at),
+            },
         },
         timezone="UTC",
         enable_utc=True,
@@ -94,6 +98,7 @@ app = Celery(
         "tasks.events.outbox",
         "tasks.emails",
         "tasks.dispute_reminders",
+        "tasks.reconciliation.task",
     ],
 )
 configure(app, get_settings())

@@ -1,0 +1,107 @@
+"""Fixtures of the reconciliation tests: localstripe with the catalogue's plans, a client for
+it, and a way to store a local copy as if the webhooks had delivered it.
+
+Drift is made the way it happens: by changing the subscription in the fake while no webhook
+is registered, so the platform never hears of it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import stripe
+from sqlalchemy import func, select
+
+from core.stripe_rate_limit import RateLimitedRequestsClient
+from db.models import ReconciliationRun
+from db.session import new_session, transaction
+from db.subscriptions import Cause
+from tasks.events.handlers import common
+from tasks.events.handlers.common import adopt_customer
+from tasks.events.handlers.subscriptions import apply_stripe_subscription
+from tasks.reconciliation.run import Report, load_report, reconcile
+from tests.support.localstripe import TEST_KEY, LocalStripe
+from tests.support.stripe_events import PRICES
+
+# Fast enough that the tests spend no time waiting, yet through the rate-limited transport.
+TEST_RATE = 500.0
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[LocalStripe]:
+    with LocalStripe() as fake:
+        # Legacy plans whose ids are the catalogue's configured prices.
+        for plan, amount in (("starter", 1900), ("pro", 2900), ("team", 9900)):
+            fake.create_plan(PRICES[plan], amount=amount)
+        yield fake
+
+
+def paced_client(url: str, rate: float = TEST_RATE) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        TEST_KEY,
+        base_addresses={"api": url},
+        max_network_retries=0,
+        http_client=RateLimitedRequestsClient(rate=rate),
+    )
+
+
+@pytest.fixture
+def stripe_client(localstripe: LocalStripe, monkeypatch) -> stripe.StripeClient:
+    """The reconciliation's client for localstripe; the handlers' own client points there too."""
+    monkeypatch.setattr(common, "stripe_client", localstripe.client)
+    return paced_client(localstripe.url)
+
+
+def new_customer(fake: LocalStripe) -> tuple[str, str]:
+    """(customer id, user id) of a new customer with an email and `metadata.user_id`."""
+    user_id = f"user_{uuid.uuid4().hex[:10]}"
+    customer = fake.create_customer(email=f"{user_id}@example.com", metadata={"user_id": user_id})
+    return customer, user_id
+
+
+def new_subscription(fake: LocalStripe, plan: str = "pro") -> dict[str, Any]:
+    customer, _ = new_customer(fake)
+    return fake.subscribe(customer, PRICES[plan]).to_dict()
+
+
+def seed(subscription: dict[str, Any], *, price: str | None = None) -> None:
+    """Store the local copy as the webhooks had delivered it an hour ago; `price` replaces
+    the plan the copy records."""
+    copy = dict(subscription)
+    if price is not None:
+        items = copy["items"]["data"]
+        copy["items"] = {
+            **copy["items"],
+            "data": [{**items[0], "plan": {"id": price}, "price": {"id": price}}],
+        }
+    with transaction() as session:
+        account = adopt_customer(session, customer_id=copy["customer"], source=copy)
+        apply_stripe_subscription(
+            session,
+            account=account,
+            subscription=copy,
+            as_of=datetime.now(UTC) - timedelta(hours=1),
+            cause=Cause.EVENT,
+        )
+
+
+def run_now(client: stripe.StripeClient) -> Report:
+    """A real run, done here; its report."""
+    run_id, status = reconcile(client=client, trigger="cli")
+    assert status is not None, f"run {run_id} was already going"
+    report = load_report(run_id=run_id)
+    assert report is not None
+    return report
+
+
+def items_of(report: Report, object_id: str) -> dict[str, Any]:
+    """The report's items about one object, by field."""
+    return {item.field: item for item in report.items if item.object_id == object_id}
+
+
+def run_count() -> int:
+    with new_session() as session:
+        return session.scalar(select(func.count()).select_from(ReconciliationRun)) or 0

@@ -1,0 +1,75 @@
+"""The best-effort catch-up of events whose delivery failed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from core.stripe_rate_limit import RateLimitedRequestsClient
+from tasks.reconciliation.missed_events import CatchUpOutcome, catch_up_missed_events
+from tests.reconciliation.conftest import paced_client
+from tests.reconciliation.stripe_list_fake import StripeListFake
+from tests.support.events import count_rows, make_event, store_directly, stored
+
+
+@pytest.fixture
+def fake() -> Iterator[StripeListFake]:
+    with StripeListFake().running() as list_fake:
+        yield list_fake
+
+
+def test_undelivered_events_we_lack_are_stored_and_queued(fake):
+    now = int(time.time())
+    lost = make_event("customer.subscription.updated", created=now - 3600)
+    unhandled = make_event("payment_intent.created", created=now - 60)
+    already_here = make_event("invoice.paid", created=now - 7200)
+    store_directly(already_here)
+    fake.events = [lost, unhandled, already_here]
+    client = paced_client(fake.url)
+
+    catch_up = catch_up_missed_events(client=client, dry_run=False)
+
+    assert catch_up.outcome == CatchUpOutcome.DONE
+    assert sorted(catch_up.missed) == sorted(
+        [(lost["id"], lost["type"]), (unhandled["id"], unhandled["type"])]
+    )
+    row = stored(lost["id"])
+    assert row is not None and row.payload["id"] == lost["id"]
+    assert row.status != "received"  # handed to its task, as if it had just arrived
+    assert stored(unhandled["id"]).status == "ignored"
+    assert count_rows(already_here["id"]) == 1
+    (_, _, query) = next(r for r in fake.requests if r[1] == "/v1/events")
+    assert query["delivery_success"] == "false"
+    assert abs(int(query["created[gte]"]) - (now - 3 * 86400)) < 60
+
+    assert catch_up_missed_events(client=client, dry_run=False).missed == []
+
+
+def test_a_dry_catch_up_only_finds_them(fake):
+    lost = make_event("customer.subscription.deleted", created=int(time.time()))
+    fake.events = [lost]
+
+    catch_up = catch_up_missed_events(client=paced_client(fake.url), dry_run=True)
+
+    assert catch_up.missed == [(lost["id"], lost["type"])]
+    assert stored(lost["id"]) is None
+
+
+def test_a_stripe_side_without_the_call_is_recorded_as_unsupported(fake):
+    fake.events = None  # answers 404, as an old fake would
+
+    catch_up = catch_up_missed_events(client=paced_client(fake.url), dry_run=False)
+
+    assert catch_up.outcome == CatchUpOutcome.UNSUPPORTED
+    assert "No such object" in catch_up.detail
+
+
+def test_a_stripe_error_is_recorded_and_does_not_raise(fake):
+    fake.rate_limited = 100
+    transport = RateLimitedRequestsClient(rate=1000, retries=0, sleep=lambda _: None)
+
+    catch_up = catch_up_missed_events(client=fake.client(http_client=transport), dry_run=False)
+
+    assert catch_up.outcome == CatchUpOutcome.FAILED
