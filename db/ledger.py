@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.invoices import find_invoice_of_payment, paid_by
 from db.locks import lock_customer
-from db.models import Account, CreditEntry, CreditKind
+from db.models import Account, CreditEntry, CreditKind, Invoice
 
 GRANT_KINDS = (CreditKind.PLAN_CREDITS, CreditKind.PACK_CREDITS, CreditKind.UPGRADE_CREDITS)
 
@@ -122,6 +124,33 @@ def sum_by_source_prefix(session: Session, *, kind: CreditKind, prefix: str) -> 
             )
         )
     )
+
+
+def period_credits_granted(
+    session: Session, *, subscription_id: str, period_start: datetime, period_key: str
+) -> tuple[int | None, int]:
+    """What one subscription period was granted so far: its invoice's plan credits (None when
+    that invoice is not known yet) and the sum of its upgrades (keyed
+    `<subscription>:<price>:<period_key>`)."""
+    base = session.scalar(
+        select(CreditEntry.amount)
+        .join(Invoice, Invoice.stripe_invoice_id == CreditEntry.source_id)
+        .where(
+            CreditEntry.kind == CreditKind.PLAN_CREDITS,
+            Invoice.stripe_subscription_id == subscription_id,
+            Invoice.period_start == period_start,
+        )
+        .order_by(CreditEntry.id)
+        .limit(1)
+    )
+    upgrades = session.scalar(
+        select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+            CreditEntry.kind == CreditKind.UPGRADE_CREDITS,
+            CreditEntry.source_id.startswith(f"{subscription_id}:", autoescape=True),
+            CreditEntry.source_id.endswith(f":{period_key}", autoescape=True),
+        )
+    )
+    return (None if base is None else int(base)), int(upgrades or 0)
 
 
 class InsufficientCredits(Exception):

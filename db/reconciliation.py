@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from core.stripe_objects import timestamp
@@ -28,6 +29,7 @@ from db.models import (
 EXECUTION_LOCK = "reconciliation:execution"
 START_LOCK = "reconciliation:start"
 LISTED_TABLE = "reconciliation_listed"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout error
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +77,29 @@ def start_run(
     return run, True
 
 
-def hold_execution(session: Session) -> bool:
-    """Take the run lock for as long as this connection lives; False if another holds it."""
-    return bool(
-        session.scalar(
-            text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"),
-            {"key": EXECUTION_LOCK},
-        )
+def hold_execution(session: Session, *, wait_seconds: float) -> bool:
+    """Take the run lock for as long as this connection lives (or until `release_execution`),
+    waiting up to `wait_seconds` for a holder to let go; False if it did not.
+
+    Waiting matters: a run that has just finished marks itself done before its connection
+    has let go of the lock, and the next run must not be turned away by that."""
+    session.execute(text(f"SET LOCAL lock_timeout = '{int(wait_seconds * 1000)}ms'"))
+    try:
+        with session.begin_nested():
+            session.execute(
+                text("SELECT pg_advisory_lock(hashtextextended(:key, 0))"),
+                {"key": EXECUTION_LOCK},
+            )
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            return False
+        raise
+    return True
+
+
+def release_execution(session: Session) -> None:
+    session.execute(
+        text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": EXECUTION_LOCK}
     )
 
 

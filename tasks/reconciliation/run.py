@@ -25,7 +25,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -34,7 +34,7 @@ import stripe
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.stripe_objects import StripeDict
+from core.stripe_objects import StripeDict, timestamp
 from db import reconciliation as records
 from db.accounts import find_account
 from db.locks import lock_customer
@@ -51,11 +51,14 @@ from tasks.events.handlers.subscriptions import (
 from tasks.events.processing import describe
 from tasks.reconciliation.drift import Difference, differences
 from tasks.reconciliation.listing import list_pages
-from tasks.reconciliation.missed_events import CatchUp, catch_up_missed_events
+from tasks.reconciliation.missed_events import LOOKBACK, CatchUp, catch_up_missed_events
 
 log = logging.getLogger(__name__)
 
 UNLISTED_BATCH = 500
+# How long a process handed a run waits for the run lock: a finished run's connection lets go
+# of it within milliseconds; a run still going holds it for minutes.
+EXECUTION_LOCK_WAIT_SECONDS = 10
 # A `running` run nobody has touched for this long lost its process (pages take a second).
 RUN_STALE_AFTER = timedelta(minutes=10)
 
@@ -97,6 +100,13 @@ class Report:
     items: list[Item] = field(default_factory=list)
 
 
+def _ended_recently(subscription: StripeDict) -> bool:
+    """Whether a cancellation is news: it ended within the window Stripe still retries
+    webhooks in. A customer is not told months later of an end the platform missed."""
+    ended = timestamp(subscription.get("ended_at")) or timestamp(subscription.get("canceled_at"))
+    return ended is None or datetime.now(UTC) - ended <= LOOKBACK
+
+
 # --- Starting, doing, reading a run -----------------------------------------------------------
 
 
@@ -108,34 +118,47 @@ def start_run(*, trigger: str) -> tuple[int, bool]:
 
 
 def execute_run(*, run_id: int, client: stripe.StripeClient) -> RunStatus | None:
-    """Do a started run to its end; None when another process is doing it, or it is over."""
+    """Do a started run to its end; None when another process is doing it, or it is over.
+
+    A run whose process died (the lock went with its connection) is done again from the
+    start by the next process handed it: its items are unique per run, so nothing doubles."""
     with _scan_session() as scan:
-        if not records.hold_execution(scan):
+        if not records.hold_execution(scan, wait_seconds=EXECUTION_LOCK_WAIT_SECONDS):
             log.info("reconciliation run %s: another process is doing it", run_id)
             return None
-        run = records.find_run(scan, run_id=run_id)
-        if run is None or run.status != RunStatus.RUNNING:
-            return None
-        records.create_listed_table(scan)
-        reconciliation = _Pass(
-            scan=scan, client=client, run_id=run_id, listed_before=run.started_at
-        )
         scan.commit()
         try:
-            reconciliation.run()
-        except Exception as exc:
+            return _execute_held(scan, run_id=run_id, client=client)
+        finally:
             scan.rollback()
-            reconciliation.fail(exc)
-            return RunStatus.FAILED
-        reconciliation.succeed()
-        return RunStatus.SUCCEEDED
+            records.release_execution(scan)
+            scan.commit()
+
+
+def _execute_held(scan: Session, *, run_id: int, client: stripe.StripeClient) -> RunStatus | None:
+    run = records.find_run(scan, run_id=run_id)
+    if run is None or run.status != RunStatus.RUNNING:
+        return None
+    records.create_listed_table(scan)
+    reconciliation = _Pass(scan=scan, client=client, run_id=run_id, listed_before=run.started_at)
+    scan.commit()
+    try:
+        reconciliation.run()
+    except BaseException as exc:
+        # Ctrl-C, a time limit, a lost database: the run says where it stopped.
+        scan.rollback()
+        reconciliation.fail(exc)
+        if not isinstance(exc, Exception):
+            raise
+        return RunStatus.FAILED
+    reconciliation.succeed()
+    return RunStatus.SUCCEEDED
 
 
 def reconcile(*, client: stripe.StripeClient, trigger: str) -> tuple[int, RunStatus | None]:
-    """Start a run and do it here, unless one is going: then its id, and None."""
-    run_id, created = start_run(trigger=trigger)
-    if not created:
-        return run_id, None
+    """Start a run and do it here; when one is going already, its id, and this process does
+    it only if its own process died (None otherwise)."""
+    run_id, _ = start_run(trigger=trigger)
     return run_id, execute_run(run_id=run_id, client=client)
 
 
@@ -269,7 +292,7 @@ class _Pass:
             report.fixed,
         )
 
-    def fail(self, exc: Exception) -> None:
+    def fail(self, exc: BaseException) -> None:
         report = self.report
         report.status = RunStatus.FAILED
         report.error = (
@@ -441,7 +464,11 @@ class _Pass:
             plan_change(
                 session, account=account, subscription=subscription, old_price=copy.price_id
             )
-        if result.subscription.status == "canceled" and copy.status != "canceled":
+        if (
+            result.subscription.status == "canceled"
+            and copy.status != "canceled"
+            and _ended_recently(subscription)
+        ):
             notify_canceled(session, account=account, result=result)
 
     def _account(self, session: Session, customer_id: str, subscription: StripeDict) -> Account:

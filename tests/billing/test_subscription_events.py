@@ -58,6 +58,42 @@ def test_an_upgrade_grants_the_difference_once(api_version):
     assert notice.context["credits_granted"] == difference
 
 
+def _step(ids: Ids, old: str, new: str, created: int) -> dict:
+    return stripe_event(
+        "customer.subscription.updated",
+        Ids(**{**ids.__dict__, "previous_price": PRICES[old], "price": PRICES[new]}),
+        created=created,
+    )
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed"])
+def test_two_upgrades_in_a_period_top_up_to_the_last_plan_whatever_the_order(order):
+    ids = known_customer(Ids(price=PRICES["starter"]))
+    process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
+    process_ok(stripe_event("invoice.paid", ids, created=NOW))  # the period's starter credits
+    steps = [_step(ids, "starter", "pro", NOW + 1), _step(ids, "pro", "team", NOW + 2)]
+
+    for event in steps if order == "in order" else steps[::-1]:
+        process_ok(event)
+
+    assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["team"]
+    assert subscription(ids.subscription).plan == "team"
+
+
+def test_a_late_step_after_a_jump_was_granted_adds_nothing_and_tells_nothing():
+    ids = known_customer(Ids(price=PRICES["starter"]))
+    process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
+    process_ok(stripe_event("invoice.paid", ids, created=NOW))
+    # The jump as the reconciliation (or the API) records it: starter straight to team.
+    process_ok(_step(ids, "starter", "team", NOW + 2))
+    # Stripe retries the lost event of the step through pro, days later.
+    process_ok(_step(ids, "starter", "pro", NOW + 1))
+
+    assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["team"]
+    notices = emails(f"plan-changed:{ids.subscription}")
+    assert [n.context["new_plan_name"] for n in notices] == ["Team"]
+
+
 def test_a_downgrade_takes_nothing_back_and_says_so():
     ids = known_customer(Ids(previous_price=PRICES["team"], price=PRICES["starter"]))
     process_ok(stripe_event("customer.subscription.updated", ids))

@@ -1,28 +1,38 @@
-"""Fixtures of the reconciliation tests: localstripe with the catalogue's plans, a client for
-it, and a way to store a local copy as if the webhooks had delivered it.
+"""Fixtures of the reconciliation tests: a database and a localstripe store of each test's
+own, a client for it, and a way to store a local copy as if the webhooks had delivered it.
+
+A run compares everything Stripe lists with everything stored, so a test shares neither
+with another: each gets a fresh database (a copy of a migrated template, which takes a
+fraction of a second) and an emptied localstripe with the catalogue's plans. Its counts are
+then its own, whatever ran before.
 
 Drift is made the way it happens: by changing the subscription in the fake while no webhook
 is registered, so the platform never hears of it."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 import stripe
 from sqlalchemy import func, select
 
+from core.settings import get_settings, load_settings
 from core.stripe_rate_limit import RateLimitedRequestsClient
+from db.migrate import upgrade
 from db.models import ReconciliationRun
-from db.session import new_session, transaction
+from db.session import engine_for, new_session, transaction
 from db.subscriptions import Cause
 from tasks.events.handlers import common
 from tasks.events.handlers.common import adopt_customer
 from tasks.events.handlers.subscriptions import apply_stripe_subscription
 from tasks.reconciliation.run import Report, load_report, reconcile
+from tests.conftest import ADMIN_URL, DATABASE_NAME, SERVER_URL
 from tests.support.localstripe import TEST_KEY, LocalStripe
 from tests.support.stripe_events import PRICES
 
@@ -30,13 +40,62 @@ from tests.support.stripe_events import PRICES
 TEST_RATE = 500.0
 
 
+TEMPLATE_NAME = f"{DATABASE_NAME}_reconciliation"
+PLANS = (("starter", 1900), ("pro", 2900), ("team", 9900))
+
+
+def _database_url(name: str) -> str:
+    return f"{SERVER_URL.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+def _admin(statement: str) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(statement)
+
+
 @pytest.fixture(scope="session")
-def localstripe() -> Iterator[LocalStripe]:
+def _template_database() -> Iterator[str]:
+    """A migrated database that each test's own database is copied from."""
+    _admin(f'CREATE DATABASE "{TEMPLATE_NAME}"')
+    url = _database_url(TEMPLATE_NAME)
+    upgrade(load_settings(database_url=url))
+    engine_for.cache_clear()  # no connection may stay open on a template
+    yield TEMPLATE_NAME
+    _admin(f'DROP DATABASE IF EXISTS "{TEMPLATE_NAME}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def own_database(_template_database: str) -> Iterator[str]:
+    """Point the whole process (settings, engines, sessions) at a fresh database."""
+    name = f"{DATABASE_NAME}_r{uuid.uuid4().hex[:8]}"
+    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{_template_database}"')
+    url = _database_url(name)
+    shared = os.environ["DATABASE_URL"]
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        os.environ["DATABASE_URL"] = shared
+        get_settings.cache_clear()
+        engine_for(url).dispose()
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def _localstripe_process() -> Iterator[LocalStripe]:
     with LocalStripe() as fake:
-        # Legacy plans whose ids are the catalogue's configured prices.
-        for plan, amount in (("starter", 1900), ("pro", 2900), ("team", 9900)):
-            fake.create_plan(PRICES[plan], amount=amount)
         yield fake
+
+
+@pytest.fixture
+def localstripe(_localstripe_process: LocalStripe) -> LocalStripe:
+    """localstripe emptied for this test, with legacy plans whose ids are the catalogue's
+    configured prices."""
+    _localstripe_process.flush()
+    for plan, amount in PLANS:
+        _localstripe_process.create_plan(PRICES[plan], amount=amount)
+    return _localstripe_process
 
 
 def paced_client(url: str, rate: float = TEST_RATE) -> stripe.StripeClient:

@@ -8,10 +8,17 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from core.plans import Plan
 from core.stripe_objects import StripeDict, previous_price_id, unix_time
 from db import ledger
 from db.models import Account, CreditKind
-from db.subscriptions import Cause, SubscriptionState, SyncResult, sync_subscription
+from db.subscriptions import (
+    Cause,
+    SubscriptionState,
+    SyncResult,
+    find_subscription,
+    sync_subscription,
+)
 from tasks.events.event import StripeEvent
 from tasks.events.handlers.common import adopt_customer, catalogue, event_time, plan_for_price
 from tasks.events.handlers.notices import notify_customer
@@ -64,8 +71,14 @@ def subscription_changed(session: Session, event: StripeEvent) -> None:
 def plan_change(
     session: Session, *, account: Account, subscription: StripeDict, old_price: str
 ) -> None:
-    """An upgrade grants the difference in monthly credits, once per subscription, new plan
-    and period; a downgrade takes nothing back. Both are told by email, once."""
+    """An upgrade tops the period's credits up to the new plan's monthly credits, once per
+    subscription, new plan and period; a downgrade takes nothing back. Both are told by
+    email, once, while the change is still the subscription's current plan.
+
+    "Up to" counts what the period already got (its invoice's plan credits and its earlier
+    upgrades), not only the old plan's: when a jump from starter to team was granted first
+    (the reconciliation, or events out of order), a late event of the step through pro adds
+    nothing, and the customer ends the period with team's credits, never more."""
     state = SubscriptionState.from_stripe(subscription)
     plans = catalogue()
     old_plan, new_plan = plans.plan_for_price(old_price), plans.plan_for_price(state.price_id)
@@ -73,28 +86,28 @@ def plan_change(
         return
     period = int(state.current_period_start.timestamp()) if state.current_period_start else 0
     key = f"{state.stripe_subscription_id}:{state.price_id}:{period}"
-    difference = new_plan.monthly_credits - old_plan.monthly_credits
+    upgrade = new_plan.monthly_credits > old_plan.monthly_credits
     granted = 0
-    if difference > 0:
-        entry = ledger.add_entry(
+    if upgrade:
+        granted = _top_up(
             session,
-            account_id=account.id,
-            kind=CreditKind.UPGRADE_CREDITS,
-            source_id=key,
-            amount=difference,
-            description=f"upgrade {old_plan.id} to {new_plan.id}",
+            account=account,
+            state=state,
+            key=key,
+            period=period,
+            old_plan=old_plan,
+            new_plan=new_plan,
         )
-        existing = entry or ledger.find_entry(
-            session, kind=CreditKind.UPGRADE_CREDITS, source_id=key
-        )
-        granted = existing.amount if existing else 0
+    stored = find_subscription(session, subscription_id=state.stripe_subscription_id)
+    if stored is not None and stored.price_id != state.price_id:
+        return  # a late event of a step the subscription has gone past: old news
     notify_customer(
         session,
         account,
         key=f"plan-changed:{key}",
         template="plan_changed",
         context={
-            "direction": "upgrade" if difference > 0 else "downgrade",
+            "direction": "upgrade" if upgrade else "downgrade",
             "old_plan_name": old_plan.name,
             "new_plan_name": new_plan.name,
             "new_monthly_credits": new_plan.monthly_credits,
@@ -102,6 +115,44 @@ def plan_change(
             "period_end": unix_time(state.current_period_end),
         },
     )
+
+
+def _top_up(
+    session: Session,
+    *,
+    account: Account,
+    state: SubscriptionState,
+    key: str,
+    period: int,
+    old_plan: Plan,
+    new_plan: Plan,
+) -> int:
+    """The upgrade credits of this change (granted now, or before under the same key)."""
+    earlier = ledger.find_entry(session, kind=CreditKind.UPGRADE_CREDITS, source_id=key)
+    if earlier is not None:
+        return earlier.amount
+    base, upgrades = (None, 0)
+    if state.current_period_start is not None:
+        base, upgrades = ledger.period_credits_granted(
+            session,
+            subscription_id=state.stripe_subscription_id,
+            period_start=state.current_period_start,
+            period_key=str(period),
+        )
+    reached = (old_plan.monthly_credits if base is None else base) + upgrades
+    difference = new_plan.monthly_credits - reached
+    if difference <= 0:
+        return 0
+    entry = ledger.add_entry(
+        session,
+        account_id=account.id,
+        kind=CreditKind.UPGRADE_CREDITS,
+        source_id=key,
+        amount=difference,
+        description=f"upgrade {old_plan.id} to {new_plan.id}",
+    )
+    existing = entry or ledger.find_entry(session, kind=CreditKind.UPGRADE_CREDITS, source_id=key)
+    return existing.amount if existing else 0
 
 
 def notify_canceled(session: Session, *, account: Account, result: SyncResult) -> None:
