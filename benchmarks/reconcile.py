@@ -5,7 +5,7 @@ Command (from the repository root; PostgreSQL and Redis running locally):
     make bench
 
     .venv/bin/python benchmarks/reconcile.py [--count 100000] [--new 50] [--drift 150]
-                                             [--gone 20] [--rate 80]
+                                             [--gone 20] [--mode live|test] [--rate R]
 
 What it does:
 
@@ -14,8 +14,8 @@ What it does:
   cancel_at_period_end set, canceled, plan changed), plus `--gone` local copies Stripe lacks;
 * creates a throwaway database, migrates it and seeds the local copies with COPY;
 * runs `billing.reconcile_subscriptions`' code in a child process, configured as in
-  production through the environment (the rate-limited client, `STRIPE_RATE_LIMIT_TEST` =
-  `--rate`), and times it;
+  production through the environment (the rate-limited client at the mode's default rate,
+  or `--rate`), and times it;
 * checks the run's report and the fake's request counts, and prints the figures.
 
 Memory is the child's peak resident set size (`resource.getrusage(RUSAGE_SELF).ru_maxrss`),
@@ -24,8 +24,10 @@ measured just before the run began, to show how much the run itself added.
 
 The rate: the reconciliation paces itself (20 requests/s in test mode, 80 live, by default),
 so 1,000 list calls cannot take less than 1000/rate seconds. An account with 100,000
-subscriptions is a live account, so the default here is the live default, 80/s; `--rate 20`
-shows the test-mode pace and `--rate 100000` the unthrottled CPU cost.
+subscriptions is a live account, so the benchmark runs in live mode (`STRIPE_TEST_MODE=false`,
+its default 80/s) unless told otherwise; `--mode test` shows the test-mode pace (at 20/s the
+1,000 list calls alone take 50 s, so 100,000 subscriptions cannot be done in 60 s there) and
+`--rate 100000` the unthrottled CPU cost.
 
 Environment: BENCH_PG_ADMIN_URL (default postgresql://postgres@127.0.0.1:5432/postgres, a
 role that may create databases) and REDIS_URL (default redis://127.0.0.1:6379/0).
@@ -80,7 +82,10 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument("--new", type=int, default=50)
     parser.add_argument("--drift", type=int, default=150)
     parser.add_argument("--gone", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=80.0, help="requests per second")
+    parser.add_argument("--mode", choices=("live", "test"), default="live", help="Stripe mode")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="requests per second (default: the mode's)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -172,24 +177,28 @@ def seed(database_url: str, data: Dataset) -> int:
 
 
 def child_env(
-    database_url: str, redis_url: str, prefix: str, fake_url: str, rate: float
+    database_url: str, redis_url: str, prefix: str, fake_url: str, mode: str, rate: float | None
 ) -> dict[str, str]:
-    return {
+    suffix = mode.upper()
+    env = {
         **os.environ,
         "APP_ENV": "test",
         "DATABASE_URL": database_url.replace("postgresql://", "postgresql+psycopg://"),
         "REDIS_URL": redis_url,
         "BROKER_KEY_PREFIX": prefix,
-        "STRIPE_TEST_MODE": "true",
-        "STRIPE_SECRET_KEY_TEST": "sk_test_bench",
+        "STRIPE_TEST_MODE": str(mode == "test").lower(),
+        f"STRIPE_SECRET_KEY_{suffix}": f"sk_{mode}_bench",
         "STRIPE_API_BASE": fake_url,
-        "STRIPE_RATE_LIMIT_TEST": str(rate),
-        "STRIPE_PRICE_STARTER_TEST": "price_starter_test",
-        "STRIPE_PRICE_PRO_TEST": "price_pro_test",
-        "STRIPE_PRICE_TEAM_TEST": "price_team_test",
+        # The fake's price ids, whichever mode reads them.
+        f"STRIPE_PRICE_STARTER_{suffix}": "price_starter_test",
+        f"STRIPE_PRICE_PRO_{suffix}": "price_pro_test",
+        f"STRIPE_PRICE_TEAM_{suffix}": "price_team_test",
         "SENTRY_DSN": "",
         "PLANS_FILE": "",
     }
+    if rate is not None:
+        env[f"STRIPE_RATE_LIMIT_{suffix}"] = str(rate)
+    return env
 
 
 def rss_kb() -> int:
@@ -270,7 +279,7 @@ def main() -> None:
         broker_prefix(redis_url) as prefix,
         fake_stripe(data) as fake_url,
     ):
-        env = child_env(database_url, redis_url, prefix, fake_url, opts.rate)
+        env = child_env(database_url, redis_url, prefix, fake_url, opts.mode, opts.rate)
         subprocess.run(  # migrate first, so seeding has its tables
             [
                 sys.executable,
@@ -303,7 +312,9 @@ def show(opts: argparse.Namespace, data: Dataset, figures: dict, calls: dict, re
     pages = math.ceil(data.count / 100)
     repairs = data.new + data.drift + data.gone
     peak_mb = figures["peak_rss_kb"] / 1024
-    print(f"rate limit: {opts.rate:g} requests/s (STRIPE_RATE_LIMIT_TEST)")
+    rate = opts.rate or (20 if opts.mode == "test" else 80)
+    variable = f"STRIPE_RATE_LIMIT_{opts.mode.upper()}"
+    print(f"mode: {opts.mode}; rate limit: {rate:g} requests/s ({variable})")
     print(
         f"run: {report['status']}, checked {report['checked']:,}, drifted {report['drifted']},"
         f" fixed {report['fixed']}; items by kind {report['items']}"

@@ -253,8 +253,14 @@ class _Pass:
         self._record_catch_up(catch_up_missed_events(client=self.client, dry_run=self.dry))
         self._enter("listing")
         # `status=all`: canceled and ended subscriptions too, which the default list leaves out.
-        for page in list_pages(self.client, "/v1/subscriptions", {"status": "all"}):
-            self._compare_page(page)
+        pages = list_pages(self.client, "/v1/subscriptions", {"status": "all"})
+        while True:
+            # Stripe's state in a page is at least as new as the moment it was asked for.
+            listed_at = datetime.now(UTC).replace(microsecond=0)
+            page = next(pages, None)
+            if page is None:
+                break
+            self._compare_page(page, listed_at=listed_at)
         self._enter("unlisted")
         after_id = 0
         while batch := records.unlisted_subscriptions(
@@ -311,16 +317,16 @@ class _Pass:
 
     # --- Listing ------------------------------------------------------------------------------
 
-    def _compare_page(self, page: list[StripeDict]) -> None:
+    def _compare_page(self, page: list[StripeDict], *, listed_at: datetime) -> None:
         states = [SubscriptionState.from_stripe(subscription) for subscription in page]
         ids = [state.stripe_subscription_id for state in states]
         local = records.local_states(self.scan, subscription_ids=ids)
         records.remember_listed(self.scan, subscription_ids=ids)
-        for state in states:
+        for listed, state in zip(page, states, strict=True):
             self.report.checked += 1
             copy = local.get(state.stripe_subscription_id)
             if copy is None:
-                self._adopt(state)
+                self._adopt(state, listed=listed, listed_at=listed_at)
             elif found := differences(copy, state):
                 self._repair(state, found)
         self.report.last_subscription_id = ids[-1]
@@ -356,8 +362,10 @@ class _Pass:
 
     # --- Repairs ------------------------------------------------------------------------------
 
-    def _adopt(self, state: SubscriptionState) -> None:
-        """A subscription we never saw: store it, with its customer's account."""
+    def _adopt(self, state: SubscriptionState, *, listed: StripeDict, listed_at: datetime) -> None:
+        """A subscription we never saw: store the listed object, with its customer's account.
+        No second call for it: stamped with the time its page was asked for, it is skipped by
+        the ordering guard if an event stored a newer state meanwhile."""
         self.report.drifted += 1
         summary = {"status": state.status, "plan": state.price_id}
         if self.dry:
@@ -365,25 +373,12 @@ class _Pass:
             return
         with transaction() as session:
             lock_customer(session, state.customer_id)
-            subscription = self._fetch_subscription(state.stripe_subscription_id)
-            if subscription is None:
-                self._note(
-                    ItemKind.ADOPTED,
-                    state,
-                    "subscription",
-                    None,
-                    summary,
-                    False,
-                    "gone from Stripe since it was listed",
-                    session=session,
-                )
-                return
-            account = self._account(session, state.customer_id, subscription)
+            account = self._account(session, state.customer_id, listed)
             result = apply_stripe_subscription(
                 session,
                 account=account,
-                subscription=subscription,
-                as_of=None,  # just fetched: Stripe's state now
+                subscription=listed,
+                as_of=listed_at,
                 cause=Cause.RECONCILIATION,
             )
             # No cancellation email here: `status=all` lists subscriptions that ended long
@@ -481,7 +476,14 @@ class _Pass:
         return adopt_customer(session, customer_id=customer_id, source=subscription)
 
     def _fetch_subscription(self, subscription_id: str) -> StripeDict | None:
-        return retrieve_or_none(lambda: self.client.v1.subscriptions.retrieve(subscription_id))
+        """Stripe's subscription now; None only when Stripe answers that it has no such
+        subscription (404): any other refusal is an error, never a reason to mark it gone."""
+        try:
+            return self.client.v1.subscriptions.retrieve(subscription_id).to_dict()
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
 
     # --- Records ------------------------------------------------------------------------------
 
