@@ -96,6 +96,9 @@ def start_reconciliation(
     request: Request, session: SessionDep, settings: SettingsDep
 ) -> RunAccepted:
     """Start a reconciliation run in a worker; while one is going, answer with its id."""
+    if request.app.state.stripe is None:
+        variable = settings.stripe_secret_key_variable
+        raise HTTPException(503, f"Stripe is not configured: {variable} is not set.")
     run, created = start_run(session, trigger="api", stale_after=RUN_STALE_AFTER)
     session.commit()
     if created:

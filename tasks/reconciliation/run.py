@@ -322,6 +322,9 @@ class _Pass:
         ids = [state.stripe_subscription_id for state in states]
         local = records.local_states(self.scan, subscription_ids=ids)
         records.remember_listed(self.scan, subscription_ids=ids)
+        # No transaction stays open across the repairs' Stripe calls: it would hold back
+        # vacuum and queue a migration's lock behind the run.
+        self.scan.commit()
         for listed, state in zip(page, states, strict=True):
             self.report.checked += 1
             copy = local.get(state.stripe_subscription_id)
@@ -340,6 +343,7 @@ class _Pass:
         if subscription is not None:
             state = SubscriptionState.from_stripe(subscription)
             copy = records.local_state(self.scan, subscription_id=subscription_id)
+            self.scan.commit()
             if copy is not None and (found := differences(copy, state)):
                 self._repair(state, found)
             return

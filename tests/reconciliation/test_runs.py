@@ -176,7 +176,9 @@ def test_the_admin_endpoints(localstripe, stripe_client, admin_headers):
     new_subscription(localstripe)  # something to check
     # A broker prefix no worker listens on: this test does the run itself.
     prefix = f"{os.environ['BROKER_KEY_PREFIX']}reconcile-api:"
-    with make_client(broker_key_prefix=prefix) as client:
+    with make_client(
+        broker_key_prefix=prefix, stripe_secret_key_test=TEST_KEY, stripe_api_base=localstripe.url
+    ) as client:
         assert client.post("/api/admin/reconcile").status_code == 401
         assert client.get("/api/admin/reconciliation-runs/1").status_code == 401
 
@@ -343,3 +345,17 @@ def test_a_repaired_cancellation_is_told_only_while_it_is_news(list_fake):
     assert local_copy(old["id"]).status == local_copy(recent["id"]).status == "canceled"
     assert emails(f"subscription-canceled:{old['id']}") == []
     assert len(emails(f"subscription-canceled:{recent['id']}")) == 1
+
+
+def test_without_a_stripe_key_the_admin_trigger_is_503_and_starts_nothing(admin_headers):
+    with make_client(stripe_secret_key_test="") as client:
+        answer = client.post("/api/admin/reconcile", headers=admin_headers)
+
+    assert answer.status_code == 503
+    assert "STRIPE_SECRET_KEY_TEST" in answer.json()["detail"]
+    assert run_count() == 0
+
+
+def test_the_nightly_task_without_a_stripe_key_skips_and_starts_nothing():
+    assert reconciliation_task.reconcile_subscriptions.run() is None
+    assert run_count() == 0
