@@ -49,6 +49,15 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorOut} for code in (401, 503, *codes)}
 
 
+def _replayable(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The answers of a route that keeps its first answer per `Idempotency-Key`."""
+    replayed = {
+        "description": "`true` when this is the first answer again, for a repeated key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+    return {200: {"headers": {"Idempotent-Replayed": replayed}}, **_errors(*codes)}
+
+
 router = APIRouter(prefix="/api/billing", tags=["billing"])
 
 
@@ -148,7 +157,9 @@ def create_checkout_session(
 
 
 @router.post(
-    "/subscription/change", response_model=SubscriptionOut, responses=_errors(400, 402, 404, 409)
+    "/subscription/change",
+    response_model=SubscriptionOut,
+    responses=_replayable(400, 402, 404, 409),
 )
 def change_subscription_plan(
     body: PlanChangeRequest,
@@ -190,7 +201,9 @@ def change_subscription_plan(
     )
 
 
-@router.post("/subscription/cancel", response_model=SubscriptionOut, responses=_errors(400, 404))
+@router.post(
+    "/subscription/cancel", response_model=SubscriptionOut, responses=_replayable(400, 404, 409)
+)
 def cancel_subscription(
     user: UserDep,
     session: SessionDep,
@@ -287,7 +300,7 @@ def list_credits(
     )
 
 
-@router.post("/credits/consume", response_model=ConsumeOut, responses=_errors(400, 402, 409))
+@router.post("/credits/consume", response_model=ConsumeOut, responses=_replayable(400, 402, 409))
 def consume_credits(
     body: ConsumeRequest,
     user: UserDep,

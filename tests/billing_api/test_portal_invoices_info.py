@@ -107,3 +107,4 @@ def test_every_user_route_is_documented_with_its_models_and_errors(client):
     consume = spec["paths"]["/api/billing/credits/consume"]["post"]
     assert {"402", "409"} <= set(consume["responses"])
     assert any(p["name"] == "Idempotency-Key" for p in consume["parameters"])
+    assert "Idempotent-Replayed" in consume["responses"]["200"]["headers"]
