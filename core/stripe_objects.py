@@ -174,7 +174,13 @@ def invoice_grants_credits(invoice: StripeDict) -> bool:
 
 def invoice_period(invoice: StripeDict) -> tuple[datetime | None, datetime | None]:
     """The service period the invoice pays for: its subscription line's, else the invoice's."""
-    for line in sorted(invoice_lines(invoice), key=lambda li: not _line_is_subscription(li)):
+    # Prorations last: a renewal carrying a mid-period change's proration lines pays for the
+    # new period, which its subscription line names.
+    lines = sorted(
+        invoice_lines(invoice),
+        key=lambda li: (not _line_is_subscription(li), bool(_line_is_proration(li))),
+    )
+    for line in lines:
         period = line.get("period") or {}
         if period.get("end"):
             return timestamp(period.get("start")), timestamp(period.get("end"))

@@ -126,12 +126,12 @@ def sum_by_source_prefix(session: Session, *, kind: CreditKind, prefix: str) -> 
     )
 
 
-def period_credits_granted(
+def period_grants(
     session: Session, *, subscription_id: str, period_start: datetime, period_key: str
-) -> tuple[int | None, int]:
+) -> tuple[int | None, list[str]]:
     """What one subscription period was granted so far: its invoice's plan credits (None when
-    that invoice is not known yet) and the sum of its upgrades (keyed
-    `<subscription>:<price>:<period_key>`)."""
+    that invoice is not stored yet) and the prices its upgrades went to (upgrade entries are
+    keyed `<subscription>:<price>:<period_key>`)."""
     base = session.scalar(
         select(CreditEntry.amount)
         .join(Invoice, Invoice.stripe_invoice_id == CreditEntry.source_id)
@@ -143,14 +143,16 @@ def period_credits_granted(
         .order_by(CreditEntry.id)
         .limit(1)
     )
-    upgrades = session.scalar(
-        select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+    prefix, suffix = f"{subscription_id}:", f":{period_key}"
+    keys = session.scalars(
+        select(CreditEntry.source_id).where(
             CreditEntry.kind == CreditKind.UPGRADE_CREDITS,
-            CreditEntry.source_id.startswith(f"{subscription_id}:", autoescape=True),
-            CreditEntry.source_id.endswith(f":{period_key}", autoescape=True),
+            CreditEntry.source_id.startswith(prefix, autoescape=True),
+            CreditEntry.source_id.endswith(suffix, autoescape=True),
         )
     )
-    return (None if base is None else int(base)), int(upgrades or 0)
+    prices = [key[len(prefix) : -len(suffix)] for key in keys]
+    return (None if base is None else int(base)), prices
 
 
 class InsufficientCredits(Exception):

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.plans import Plan
 from db.locks import lock_customer
 from db.models import Account, Subscription
-from db.subscriptions import Cause, SyncResult
+from db.subscriptions import LIVE_STATUSES, Cause, SyncResult
 from tasks.events.handlers.subscriptions import (
     apply_stripe_subscription,
     notify_canceled,
@@ -31,6 +31,14 @@ from tasks.events.handlers.subscriptions import (
 # it is paid for at once.
 PRORATION_BEHAVIOR = "always_invoice"
 PAYMENT_BEHAVIOR = "error_if_incomplete"
+
+
+class NoLongerLive(Exception):
+    """The subscription ended while the request waited for the customer's lock."""
+
+
+class AlreadyOnPlan(Exception):
+    """Another request moved the subscription to this plan while this one waited."""
 
 
 def change_plan(
@@ -46,6 +54,8 @@ def change_plan(
     if plan.price_id is None:
         raise ValueError(f"plan {plan.id} has no Stripe price")
     sent_at = _lock_and_stamp(session, account=account, subscription=subscription)
+    if subscription.plan == plan.id:
+        raise AlreadyOnPlan(plan.id)
     current = client.v1.subscriptions.retrieve(subscription.stripe_subscription_id)
     items = current.to_dict().get("items", {}).get("data") or []
     if not items:
@@ -102,6 +112,9 @@ def _lock_and_stamp(session: Session, *, account: Account, subscription: Subscri
     nothing else writes this customer while the lock is held, so Stripe's answer is newer
     than anything stored, whatever the skew between Stripe's clock and ours."""
     lock_customer(session, account.stripe_customer_id)
+    # What the route read before the lock may be out of date: check again on what is stored.
     session.refresh(subscription)
+    if subscription.status not in LIVE_STATUSES:
+        raise NoLongerLive(subscription.stripe_subscription_id)
     # Stripe's `created` has whole seconds.
     return max(datetime.now(UTC).replace(microsecond=0), subscription.state_as_of)

@@ -188,9 +188,14 @@ def change_subscription_plan(
     account, current = _live_subscription_of(session, user_id=user.id)
     if current.plan == plan.id:
         raise HTTPException(409, f"You are already on the {plan.id} plan.")
-    result = subscriptions.change_plan(
-        session, client, account=account, subscription=current, plan=plan, idempotency_key=key
-    )
+    try:
+        result = subscriptions.change_plan(
+            session, client, account=account, subscription=current, plan=plan, idempotency_key=key
+        )
+    except subscriptions.AlreadyOnPlan:
+        raise HTTPException(409, f"You are already on the {plan.id} plan.") from None
+    except subscriptions.NoLongerLive:
+        raise _no_live_subscription() from None
     return _answer(
         session,
         user=user,
@@ -221,13 +226,16 @@ def cancel_subscription(
         if earlier is not None:
             return earlier
     account, current = _live_subscription_of(session, user_id=user.id)
-    result = subscriptions.cancel_subscription(
-        session,
-        client,
-        account=account,
-        subscription=current,
-        at_period_end=request["at_period_end"],
-    )
+    try:
+        result = subscriptions.cancel_subscription(
+            session,
+            client,
+            account=account,
+            subscription=current,
+            at_period_end=request["at_period_end"],
+        )
+    except subscriptions.NoLongerLive:
+        raise _no_live_subscription() from None
     return _answer(
         session,
         user=user,
@@ -346,10 +354,14 @@ def _live_subscription_of(session: Session, *, user_id: str) -> tuple[Account, S
     account = account_of_user(session, user_id=user_id)
     current = live_subscription(session, account_id=account.id) if account else None
     if account is None or current is None:
-        raise HTTPException(
-            404, "You have no active subscription; start one with POST /api/billing/checkout."
-        )
+        raise _no_live_subscription()
     return account, current
+
+
+def _no_live_subscription() -> HTTPException:
+    return HTTPException(
+        404, "You have no active subscription; start one with POST /api/billing/checkout."
+    )
 
 
 def _item_name(*, plan: Plan | None, pack: CreditPack | None) -> str:

@@ -255,8 +255,10 @@ class _Pass:
         # `status=all`: canceled and ended subscriptions too, which the default list leaves out.
         pages = list_pages(self.client, "/v1/subscriptions", {"status": "all"})
         while True:
-            # Stripe's state in a page is at least as new as the moment it was asked for.
-            listed_at = datetime.now(UTC).replace(microsecond=0)
+            # Stripe's state in a page is at least as new as the moment it was asked for. One
+            # second less: an event Stripe makes in that same second, after serving the
+            # page, has the newer state, and equal times apply.
+            listed_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
             page = next(pages, None)
             if page is None:
                 break

@@ -39,7 +39,7 @@ def reconciliation_client(settings: Settings) -> stripe.StripeClient | None:
 def reconcile_subscriptions(run_id: int | None = None) -> int | None:
     """Do the run `run_id` (started by the admin API), or start one (beat); its id. A run
     already going is done here only if its process died (a redelivered message after a
-    crash resumes it); otherwise this returns at once."""
+    crash resumes it); otherwise this returns after waiting at most 10 s for its lock."""
     client = reconciliation_client(get_settings())
     if run_id is None:
         if client is None:  # development without a key: nothing to compare with

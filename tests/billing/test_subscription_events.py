@@ -94,6 +94,34 @@ def test_a_late_step_after_a_jump_was_granted_adds_nothing_and_tells_nothing():
     assert [n.context["new_plan_name"] for n in notices] == ["Team"]
 
 
+def test_upgrades_before_the_period_s_invoice_is_stored_still_reach_the_last_plan():
+    ids = known_customer(Ids(price=PRICES["starter"]))
+    process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
+    process_ok(_step(ids, "starter", "pro", NOW + 1))
+    process_ok(_step(ids, "pro", "team", NOW + 2))
+    process_ok(stripe_event("invoice.paid", ids, created=NOW))  # late: the starter period
+
+    assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["team"]
+
+
+@pytest.mark.parametrize(
+    ("path", "total"),
+    [
+        (("pro", "starter", "pro"), CREDITS["pro"]),
+        (("starter", "team", "starter", "pro"), CREDITS["team"]),
+        (("starter", "pro", "starter", "team"), CREDITS["team"]),
+    ],
+)
+def test_going_down_and_up_within_a_period_pays_nothing_twice(path, total):
+    ids = known_customer(Ids(price=PRICES[path[0]]))
+    process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
+    process_ok(stripe_event("invoice.paid", ids, created=NOW))
+    for n, (old, new) in enumerate(itertools.pairwise(path), start=1):
+        process_ok(_step(ids, old, new, NOW + n))
+
+    assert sum(amount for _, _, amount in ledger(ids.customer)) == total
+
+
 def test_a_downgrade_takes_nothing_back_and_says_so():
     ids = known_customer(Ids(previous_price=PRICES["team"], price=PRICES["starter"]))
     process_ok(stripe_event("customer.subscription.updated", ids))

@@ -9,6 +9,8 @@ import threading
 import pytest
 from sqlalchemy import text
 
+from api.billing import subscriptions as billing_subscriptions
+from core.plans import get_catalogue
 from db.session import new_session, transaction
 from db.subscriptions import Cause, find_subscription
 from tasks.events.handlers.subscriptions import apply_stripe_subscription
@@ -246,3 +248,23 @@ def test_stripe_s_answer_is_compared_with_the_committed_row_not_a_stale_copy():
 
     assert result.applied is False  # an ended subscription is never brought back
     assert subscription(sub.ids.subscription).status == "canceled"
+
+
+def test_a_change_that_waited_behind_a_cancellation_reaches_no_stripe_call(fake):
+    sub = subscriber(fake)
+    with new_session() as db:
+        row = find_subscription(db, subscription_id=sub.ids.subscription)  # read: live
+        payer = db.merge(account(sub.ids.customer))
+        process_ok(stripe_event("customer.subscription.deleted", sub.ids))  # meanwhile
+
+        with pytest.raises(billing_subscriptions.NoLongerLive):
+            billing_subscriptions.change_plan(
+                db,
+                fake.client(),
+                account=payer,
+                subscription=row,
+                plan=get_catalogue().plan("team"),
+                idempotency_key=None,
+            )
+
+    assert fake.requests == []

@@ -75,10 +75,11 @@ def plan_change(
     subscription, new plan and period; a downgrade takes nothing back. Both are told by
     email, once, while the change is still the subscription's current plan.
 
-    "Up to" counts what the period already got (its invoice's plan credits and its earlier
-    upgrades), not only the old plan's: when a jump from starter to team was granted first
-    (the reconciliation, or events out of order), a late event of the step through pro adds
-    nothing, and the customer ends the period with team's credits, never more."""
+    "Up to" starts from the highest level the period already reached (its invoice's plan, or
+    a plan an earlier upgrade topped it up to), not only from the old plan: when a jump from
+    starter to team was granted first (the reconciliation, or events out of order), a late
+    event of the step through pro adds nothing, and going down and up again within a period
+    pays nothing twice. The customer ends the period with the highest plan's credits."""
     state = SubscriptionState.from_stripe(subscription)
     plans = catalogue()
     old_plan, new_plan = plans.plan_for_price(old_price), plans.plan_for_price(state.price_id)
@@ -131,15 +132,24 @@ def _top_up(
     earlier = ledger.find_entry(session, kind=CreditKind.UPGRADE_CREDITS, source_id=key)
     if earlier is not None:
         return earlier.amount
-    base, upgrades = (None, 0)
+    base, upgraded_to = None, []
     if state.current_period_start is not None:
-        base, upgrades = ledger.period_credits_granted(
+        base, upgraded_to = ledger.period_grants(
             session,
             subscription_id=state.stripe_subscription_id,
             period_start=state.current_period_start,
             period_key=str(period),
         )
-    reached = (old_plan.monthly_credits if base is None else base) + upgrades
+    # The level the period's credits reached: its invoice's plan (or, before that invoice is
+    # stored, the plan this change leaves) or the highest plan an upgrade already topped it
+    # up to. A maximum, not a sum: nothing is counted twice, whatever the order.
+    plans = catalogue()
+    reached = max(
+        [
+            old_plan.monthly_credits if base is None else base,
+            *(plans.monthly_credits(p.id) for p in map(plans.plan_for_price, upgraded_to) if p),
+        ]
+    )
     difference = new_plan.monthly_credits - reached
     if difference <= 0:
         return 0
