@@ -31,7 +31,8 @@ from db.subscriptions import Cause
 from tasks.events.handlers import common
 from tasks.events.handlers.common import adopt_customer
 from tasks.events.handlers.subscriptions import apply_stripe_subscription
-from tasks.reconciliation.run import Report, load_report, reconcile
+from tasks.reconciliation.model import Report
+from tasks.reconciliation.run import load_report, reconcile
 from tests.conftest import ADMIN_URL, DATABASE_NAME, SERVER_URL
 from tests.support.localstripe import TEST_KEY, LocalStripe
 from tests.support.stripe_events import PRICES

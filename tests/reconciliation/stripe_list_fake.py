@@ -20,6 +20,8 @@ TEST_KEY = "sk_test_list_fake"
 class StripeListFake:
     def __init__(self) -> None:
         self.subscriptions: list[dict[str, Any]] = []  # in listing order
+        # What a retrieve answers for a subscription that changed after it was listed.
+        self.changed_since_listing: dict[str, dict[str, Any]] = {}
         self.customers: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] | None = None  # None: `/v1/events` is unknown
         self.rate_limited = 0  # how many requests from now get 429 first
@@ -64,6 +66,10 @@ class StripeListFake:
         match parts:
             case ["subscriptions"]:
                 return self._list_page(query)
+            case ["subscriptions", subscription_id] if (
+                subscription_id in self.changed_since_listing
+            ):
+                return 200, self.changed_since_listing[subscription_id], {}
             case ["subscriptions", subscription_id]:
                 found = [s for s in self.subscriptions if s["id"] == subscription_id]
                 if found:

@@ -359,3 +359,16 @@ def test_without_a_stripe_key_the_admin_trigger_is_503_and_starts_nothing(admin_
 def test_the_nightly_task_without_a_stripe_key_skips_and_starts_nothing():
     assert reconciliation_task.reconcile_subscriptions.run() is None
     assert run_count() == 0
+
+
+def test_a_drift_gone_by_the_time_of_its_repair_is_not_counted(list_fake):
+    seed_many(list_fake, 1)
+    [listed] = list_fake.subscriptions
+    # Stripe listed a change that was undone (or reached us by webhook) before the repair.
+    list_fake.changed_since_listing[listed["id"]] = dict(listed)
+    listed["cancel_at_period_end"] = True
+
+    report = run_now(paced_client(list_fake.url))
+
+    assert (report.checked, report.drifted, report.fixed, report.items) == (1, 0, 0, [])
+    assert local_copy(listed["id"]).cancel_at_period_end is False
