@@ -41,7 +41,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,9 +53,11 @@ from pathlib import Path
 
 import orjson
 import psycopg
-import redis
 
 from core.webhook_signing import stripe_signature_header
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import free_port, redis_prefix, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -375,40 +376,6 @@ def write_requests(directory: Path, first: int, count: int, slices: int, secret:
 # --- Servers, database, broker ------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def throwaway_database(admin_url: str) -> Iterator[str]:
-    """A new database for the run, migrated; its SQLAlchemy URL. Dropped on the way out."""
-    name = f"bench_ingest_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-        yield url.replace("postgresql://", "postgresql+psycopg://", 1)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def bench_redis_prefix(redis_url: str) -> Iterator[str]:
-    """A key prefix of the run's own; every key under it is deleted on the way out."""
-    prefix = f"bench-ingest-{os.getpid()}-{secrets.token_hex(3)}:"
-    try:
-        yield prefix
-    finally:
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
-
-
 @contextlib.contextmanager
 def server(argv: list[str], env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
     """Start a server process, wait until it answers; its base URL. Stopped on the way out."""
@@ -617,9 +584,10 @@ def run_round(
     thing. (CREATE DATABASE starts every round with a checkpoint of its own.)
     """
     with (
-        throwaway_database(opts.pg_admin_url) as database_url,
-        bench_redis_prefix(opts.redis_url) as prefix,
+        throwaway_database(opts.pg_admin_url, name="ingest") as libpq_url,
+        redis_prefix(opts.redis_url, name="ingest") as prefix,
     ):
+        database_url = libpq_url.replace("postgresql://", "postgresql+psycopg://", 1)
         env = bench_env(secret, database_url, prefix, opts.redis_url)
         migrate(env)
         return (

@@ -44,8 +44,6 @@ import json
 import math
 import os
 import resource
-import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -55,9 +53,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import free_port, redis_prefix, throwaway_database
 from subscription_list_fake import (
     PERIOD_END,
     PERIOD_START,
@@ -88,36 +86,6 @@ def parse_options() -> argparse.Namespace:
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def throwaway_database(admin_url: str) -> Iterator[str]:
-    name = f"bench_reconcile_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def broker_prefix(redis_url: str) -> Iterator[str]:
-    prefix = f"bench-reconcile-{secrets.token_hex(4)}:"
-    try:
-        yield prefix
-    finally:
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
 
 
 @contextlib.contextmanager
@@ -275,8 +243,8 @@ def main() -> None:
     )
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     with (
-        throwaway_database(admin_url) as database_url,
-        broker_prefix(redis_url) as prefix,
+        throwaway_database(admin_url, name="reconcile") as database_url,
+        redis_prefix(redis_url, name="reconcile") as prefix,
         fake_stripe(data) as fake_url,
     ):
         env = child_env(database_url, redis_url, prefix, fake_url, opts.mode, opts.rate)

@@ -6,7 +6,7 @@ event handlers' functions, and the webhooks that follow find it already done."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
@@ -37,7 +37,7 @@ from core.settings import Settings
 from db import ledger
 from db.accounts import account_of_user
 from db.invoices import invoices_page
-from db.models import Account, Subscription
+from db.models import Account, CreditEntry, Invoice, Subscription
 from db.subscriptions import latest_subscription, live_subscription
 
 MAX_PAGE = 100
@@ -79,6 +79,11 @@ def idempotency_key(
 
 
 IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
+CursorQuery = Annotated[
+    int | None, Query(ge=1, le=MAX_CURSOR, description="`next_cursor` of the last page")
+]
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Row = TypeVar("Row", Invoice, CreditEntry)
 
 
 @router.get("/info", response_model=BillingInfo, responses=_errors())
@@ -263,48 +268,37 @@ def open_customer_portal(
 
 @router.get("/invoices", response_model=InvoicePage, responses=_errors())
 def list_invoices(
-    user: UserDep,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-    cursor: Annotated[
-        int | None, Query(ge=1, le=MAX_CURSOR, description="`next_cursor` of the last page")
-    ] = None,
+    user: UserDep, session: SessionDep, cursor: CursorQuery = None, limit: LimitQuery = 20
 ) -> InvoicePage:
     """The user's invoices, newest first, with Stripe's hosted page and PDF."""
     account = account_of_user(session, user_id=user.id)
-    rows = (
-        invoices_page(session, account_id=account.id, limit=limit + 1, before_id=cursor)
-        if account
-        else []
+    if account is None:
+        return InvoicePage(items=[], has_more=False, next_cursor=None)
+    rows, more, next_cursor = _page(
+        invoices_page(session, account_id=account.id, limit=limit + 1, before_id=cursor), limit
     )
-    page, more = rows[:limit], len(rows) > limit
     return InvoicePage(
-        items=[InvoiceOut.of(row) for row in page],
-        has_more=more,
-        next_cursor=str(page[-1].id) if more else None,
+        items=[InvoiceOut.of(row) for row in rows], has_more=more, next_cursor=next_cursor
     )
 
 
 @router.get("/credits", response_model=CreditsPage, responses=_errors())
 def list_credits(
-    user: UserDep,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Annotated[
-        int | None, Query(ge=1, le=MAX_CURSOR, description="`next_cursor` of the last page")
-    ] = None,
+    user: UserDep, session: SessionDep, cursor: CursorQuery = None, limit: LimitQuery = 50
 ) -> CreditsPage:
     """The credit balance and the ledger that makes it, newest first."""
     account = account_of_user(session, user_id=user.id)
     if account is None:
         return CreditsPage(credits_balance=0, ledger=[], has_more=False, next_cursor=None)
-    rows = ledger.entries_page(session, account_id=account.id, limit=limit + 1, before_id=cursor)
-    page, more = rows[:limit], len(rows) > limit
+    rows, more, next_cursor = _page(
+        ledger.entries_page(session, account_id=account.id, limit=limit + 1, before_id=cursor),
+        limit,
+    )
     return CreditsPage(
         credits_balance=ledger.balance(session, account_id=account.id),
-        ledger=[LedgerEntryOut.of(row) for row in page],
+        ledger=[LedgerEntryOut.of(row) for row in rows],
         has_more=more,
-        next_cursor=str(page[-1].id) if more else None,
+        next_cursor=next_cursor,
     )
 
 
@@ -362,6 +356,13 @@ def _no_live_subscription() -> HTTPException:
     return HTTPException(
         404, "You have no active subscription; start one with POST /api/billing/checkout."
     )
+
+
+def _page(rows: list[Row], limit: int) -> tuple[list[Row], bool, str | None]:
+    """A page of `limit` rows out of `limit + 1` read: (rows, more after them, the cursor)."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, more, str(rows[-1].id) if more else None
 
 
 def _item_name(*, plan: Plan | None, pack: CreditPack | None) -> str:

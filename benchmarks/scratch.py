@@ -1,0 +1,45 @@
+"""What a benchmark run owns and throws away: a free port, a database, a Redis key prefix."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+
+import psycopg
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def throwaway_database(admin_url: str, *, name: str) -> Iterator[str]:
+    """A new, empty database for the run; its libpq URL. Dropped on the way out."""
+    database = f"bench_{name}_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{database}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def redis_prefix(redis_url: str, *, name: str) -> Iterator[str]:
+    """A key prefix of the run's own; every key under it is deleted on the way out."""
+    prefix = f"bench-{name}-{os.getpid()}-{secrets.token_hex(3)}:"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
