@@ -74,8 +74,9 @@ class EventDispatcher:
         """Publish what is gathered (if the broker answers in time), then end the task."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded, like everything on the way out: a task that does not finish its
+            # cancellation must not hold the process open (the sweep publishes what is left).
+            await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_SECONDS)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._flush(), STOP_TIMEOUT_SECONDS)
         await self._redis.aclose()

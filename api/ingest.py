@@ -29,6 +29,9 @@ from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
 
+# How long closing waits for the writers to end their cancelled batches.
+CLOSE_TIMEOUT_SECONDS = 2.0
+
 INSERT_EVENTS = """
 INSERT INTO webhook_events
     (stripe_event_id, type, api_version, livemode, account, stripe_created, payload, status,
@@ -152,7 +155,8 @@ class EventStore:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # bounded: shutting down must never hang on a writer
+            await asyncio.wait(self._tasks, timeout=CLOSE_TIMEOUT_SECONDS)
         await self._pool.close()
 
     async def store(self, event: IncomingEvent) -> Stored:
