@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+import sentry_sdk
 from fastapi.testclient import TestClient
 
 from tests.support.processes import ApiProcess, WorkerProcess, free_port
@@ -141,3 +142,19 @@ def client() -> Iterator[TestClient]:
 @pytest.fixture
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def sentry_events() -> Iterator[list[dict]]:
+    """Sentry on, with every event kept here instead of sent (the SDK's own hook)."""
+    captured: list[dict] = []
+
+    def keep(event: dict, hint: dict) -> None:
+        captured.append(event)
+        return None
+
+    sentry_sdk.init(
+        dsn="https://public@sentry.invalid/1", before_send=keep, default_integrations=False
+    )
+    yield captured
+    sentry_sdk.init(dsn=None)

@@ -4,9 +4,7 @@ disputes and unknown prices as warnings."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
-import pytest
 import sentry_sdk
 
 from core.observability import init_sentry
@@ -25,22 +23,6 @@ from tests.support.stripe_events import (
     process_ok,
     stripe_event,
 )
-
-
-@pytest.fixture
-def sentry_events() -> Iterator[list[dict]]:
-    """Sentry on, with every event kept here instead of sent (the SDK's own hook)."""
-    captured: list[dict] = []
-
-    def keep(event: dict, hint: dict) -> None:
-        captured.append(event)
-        return None
-
-    sentry_sdk.init(
-        dsn="https://public@sentry.invalid/1", before_send=keep, default_integrations=False
-    )
-    yield captured
-    sentry_sdk.init(dsn=None)
 
 
 def test_a_failed_event_is_reported_with_its_stripe_ids(sentry_events, monkeypatch):

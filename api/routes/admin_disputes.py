@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import stripe
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminDep, SessionDep, SettingsDep
-from core.stripe_client import make_stripe_client
+from api.deps import AdminDep, SessionDep
 from db.disputes import CLOSED_STATUSES, DisputeCause, find_dispute, list_disputes
 from db.models import Account, Dispute
 from tasks.events.handlers.disputes import apply_dispute
@@ -111,10 +110,10 @@ def get_disputes(
 
 @router.post("/{dispute_id}/evidence", response_model=DisputeOut)
 def stage_evidence(
-    session: SessionDep, settings: SettingsDep, dispute_id: str, body: EvidenceIn
+    request: Request, session: SessionDep, dispute_id: str, body: EvidenceIn
 ) -> DisputeOut:
     """Stage text evidence with `Dispute.modify`, and submit it when `submit` is true."""
-    client = _open_dispute_client(session, settings, dispute_id)
+    client = _open_dispute_client(request, session, dispute_id)
     return _apply(
         session,
         client,
@@ -125,21 +124,22 @@ def stage_evidence(
 
 
 @router.post("/{dispute_id}/accept", response_model=DisputeOut)
-def accept_dispute(session: SessionDep, settings: SettingsDep, dispute_id: str) -> DisputeOut:
+def accept_dispute(request: Request, session: SessionDep, dispute_id: str) -> DisputeOut:
     """Concede the dispute with `Dispute.close`: it is lost, and its hold stays."""
-    client = _open_dispute_client(session, settings, dispute_id)
+    client = _open_dispute_client(request, session, dispute_id)
     return _apply(session, client, lambda: client.v1.disputes.close(dispute_id))
 
 
 def _open_dispute_client(
-    session: SessionDep, settings: SettingsDep, dispute_id: str
+    request: Request, session: SessionDep, dispute_id: str
 ) -> stripe.StripeClient:
+    """The app's Stripe client, once the dispute is known to exist and still be open."""
     row = find_dispute(session, dispute_id=dispute_id)
     if row is None:
         raise HTTPException(404, f"No dispute {dispute_id}.")
     if row.status in CLOSED_STATUSES:
         raise HTTPException(409, f"Dispute {dispute_id} is already closed ({row.status}).")
-    client = make_stripe_client(settings)
+    client: stripe.StripeClient | None = request.app.state.stripe
     if client is None:
         raise HTTPException(503, "Stripe is not configured: set STRIPE_SECRET_KEY_TEST/_LIVE.")
     return client

@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import SettingsDep
-from core.stripe_client import make_stripe_client
 
 router = APIRouter(tags=["health"])
 
@@ -78,9 +77,9 @@ def _stripe_error(detail: str) -> JSONResponse:
     "/api/stripe/health", response_model=StripeHealth, responses={503: {"model": StripeHealth}}
 )
 @router.get("/api/billing/health", response_model=StripeHealth, include_in_schema=False)
-def stripe_health(settings: SettingsDep) -> JSONResponse:
+def stripe_health(request: Request, settings: SettingsDep) -> JSONResponse:
     """Whether Stripe answers with the configured key (`Account.retrieve`); no key is shown."""
-    client = make_stripe_client(settings)
+    client: stripe.StripeClient | None = request.app.state.stripe
     if client is None:
         return _stripe_error("Stripe is not configured (disabled, or no secret key for this mode).")
     try:

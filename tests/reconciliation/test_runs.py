@@ -252,21 +252,6 @@ def test_the_beat_runs_the_task_at_reconcile_at(localstripe, stripe_client, monk
     assert run_now(stripe_client).run_id == run_id + 1  # it finished: a new run can start
 
 
-@pytest.fixture
-def sentry_events() -> Iterator[list[dict]]:
-    captured: list[dict] = []
-
-    def keep(event: dict, hint: dict) -> None:
-        captured.append(event)
-        return None
-
-    sentry_sdk.init(
-        dsn="https://public@sentry.invalid/1", before_send=keep, default_integrations=False
-    )
-    yield captured
-    sentry_sdk.init(dsn=None)
-
-
 def test_drift_goes_to_sentry_as_one_warning_per_run(localstripe, stripe_client, sentry_events):
     for _ in range(2):
         subscription = new_subscription(localstripe)
