@@ -170,5 +170,17 @@ def reconcile(dry_run: bool) -> None:
         sys.exit(1)
 
 
+# Commands with a module of their own (imported late: `billing --help` stays fast).
+def _register_commands() -> None:
+    from cli.flower import flower
+    from cli.trigger import trigger
+    from cli.up import up
+
+    for command in (up, flower, trigger):
+        main.add_command(command)
+
+
+_register_commands()
+
 if __name__ == "__main__":
     main()

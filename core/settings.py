@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     email_max_retries: int = Field(default=6, ge=0)
 
     sentry_dsn: str = ""
+    # `json` (one object per line, for log shippers) or `text` (for a terminal; `billing up`).
+    log_format: Literal["json", "text"] = "json"
+    # When set, each worker serves Prometheus metrics on this port (0: off).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     release: str = ""
     admin_api_token: str = ""
     auth_jwt_secret: str = ""
