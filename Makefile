@@ -25,15 +25,10 @@ bench: install ## slow benchmarks; never part of `make test`
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/reconcile.py
 
-run: install ## API, worker and beat against DATABASE_URL / REDIS_URL, in one terminal
-	$(BIN)/billing db upgrade
-	trap 'kill 0' INT TERM; \
-	$(BIN)/billing api & \
-	$(BIN)/billing worker & \
-	$(BIN)/billing beat & \
-	wait
+up: install ## the whole platform on this machine (embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set)
+	$(BIN)/billing up
 
-up: run
+run: up
 
 clean:
 	rm -rf $(VENV) var *.egg-info

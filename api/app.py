@@ -20,6 +20,7 @@ from api.routes import (
     admin_reconciliation,
     billing,
     health,
+    metrics,
     plans,
     webhooks,
 )
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.include_router(webhooks.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(admin_events.router)
     app.include_router(admin_customers.router)
     app.include_router(admin_disputes.router)

@@ -23,9 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import sentry_sdk
 from psycopg import pq
 from psycopg.adapt import Dumper
 from psycopg_pool import AsyncConnectionPool
+
+from core import log_context
+from core.observability import STRIPE_EVENT_ID_TAG, STRIPE_EVENT_TYPE_TAG
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +166,11 @@ class EventStore:
     async def store(self, event: IncomingEvent) -> Stored:
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((event, future))
-        return await future
+        try:
+            return await future
+        except (StorageUnavailable, UnstorableEvent) as exc:
+            _report_unstored(event, exc)
+            raise
 
     async def _write_forever(self) -> None:
         writer = _Writer(self._conninfo, self._connect_kwargs)
@@ -266,3 +274,19 @@ def _fail(batch: list[_Pending], error: Exception) -> None:
     for _, future in batch:
         if not future.done():
             future.set_exception(error)
+
+
+def _report_unstored(event: IncomingEvent, error: Exception) -> None:
+    """Log and report an event that was not stored, under its Stripe id and type.
+
+    Bound only here, on failure: nothing else is logged while a request stores its event
+    (the writers log per batch), and the successful path stays free of the cost.
+    """
+    with log_context.bound(event_id=event.stripe_event_id, event_type=event.type):
+        log.warning("event %s (%s) not stored: %s", event.stripe_event_id, event.type, error)
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag(STRIPE_EVENT_ID_TAG, event.stripe_event_id)
+        scope.set_tag(STRIPE_EVENT_TYPE_TAG, event.type)
+        # A payload PostgreSQL refuses needs a person; an outage Stripe will deliver again.
+        scope.set_level("error" if isinstance(error, UnstorableEvent) else "warning")
+        sentry_sdk.capture_exception(error)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from core.observability import configure_logging
+from core.observability import configure_logging, logging_config
 from core.settings import ConfigurationError, Settings, load_settings
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -43,8 +43,8 @@ def api(host: str, port: int, workers: int, access_log: bool) -> None:
     """Run the FastAPI app under uvicorn."""
     import uvicorn
 
-    _settings()
-    configure_logging()
+    settings = _settings()
+    configure_logging(settings)
     uvicorn.run(
         "api.main:app",
         host=host,
@@ -53,6 +53,8 @@ def api(host: str, port: int, workers: int, access_log: bool) -> None:
         access_log=access_log,
         proxy_headers=True,
         log_level="info",
+        # uvicorn applies it in each of its processes, instead of its own text handlers.
+        log_config=logging_config(settings),
     )
 
 
@@ -74,12 +76,14 @@ def worker(ctx: click.Context) -> None:
 @click.pass_context
 def beat(ctx: click.Context) -> None:
     """Run the Celery beat scheduler (the sweep, the nightly reconciliation, reminders)."""
-    _settings()
+    settings = _settings()
     from tasks.celery_app import app as celery_app
 
     schedule = Path("var") / "celerybeat-schedule"
     schedule.parent.mkdir(exist_ok=True)
-    celery_app.start(["beat", "--loglevel=INFO", f"--schedule={schedule}", *ctx.args])
+    # Celery's --quiet drops the banner, so every line of JSON output is one JSON object.
+    quiet = ["--quiet"] if settings.log_format == "json" else []
+    celery_app.start([*quiet, "beat", "--loglevel=INFO", f"--schedule={schedule}", *ctx.args])
 
 
 @main.group()

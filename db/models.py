@@ -75,6 +75,13 @@ class WebhookEvent(Base):
             "id",
             postgresql_where=text(f"status IN ({_pending_list})"),
         ),
+        # GET /metrics: the oldest pending event, and failed events by type (migration 0008).
+        Index(
+            "ix_webhook_events_pending_received_at",
+            "received_at",
+            postgresql_where=text(f"status IN ({_pending_list})"),
+        ),
+        Index("ix_webhook_events_failed_type", "type", postgresql_where=text("status = 'failed'")),
     )
 
 
@@ -107,6 +114,9 @@ class EmailLog(Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'sent', 'failed')", name="ck_email_log_status"),
         Index("ix_email_log_pending", "id", postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_email_log_failed_template", "template", postgresql_where=text("status = 'failed'")
+        ),
     )
 
 

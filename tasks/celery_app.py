@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from celery import Celery, signals
+import logging
+
+from celery import Celery, Task, signals
 from celery.schedules import crontab
 
-from core.observability import init_sentry
+from core import log_context
+from core.observability import (
+    bind_stripe_event,
+    celery_scopes_are_isolated,
+    configure_logging,
+    init_sentry,
+)
 from core.settings import Settings, get_settings
 
 WEBHOOKS_QUEUE = "webhooks"
@@ -99,17 +107,82 @@ app = Celery(
         "tasks.emails",
         "tasks.dispute_reminders",
         "tasks.reconciliation.task",
+        "tasks.metrics",
     ],
 )
 configure(app, get_settings())
 
 
+# --- Signals: Sentry, logging, and the log context of each task -----------------------
+
+# The message headers that carry the Stripe event on to the tasks its processing sends
+# (its emails), so their lines name the event too.
+_EVENT_HEADERS = {
+    log_context.EVENT_ID: "billing_event_id",
+    log_context.EVENT_TYPE: "billing_event_type",
+}
+
+
 @signals.celeryd_init.connect
-def _init_worker_sentry(**_: object) -> None:
+def _init_worker_observability(instance: object = None, **_: object) -> None:
+    settings = get_settings()
+    # Already now, not only at setup_logging: the worker warns (running as root, say)
+    # before Celery sets logging up, and those lines must come out in the format too.
+    configure_logging(settings)
+    logging.captureWarnings(True)
     # Before the pool forks, as Sentry's Celery integration asks.
-    init_sentry(get_settings(), component="worker")
+    init_sentry(settings, component="worker")
+    if settings.log_format == "json" and instance is not None:
+        # What `--quiet` does: no banner, so that every line of the output is one JSON object
+        # (the same facts are logged: the queues, the tasks, "ready").
+        instance.quiet = True  # type: ignore[attr-defined]
 
 
 @signals.beat_init.connect
 def _init_beat_sentry(**_: object) -> None:
     init_sentry(get_settings(), component="beat")
+
+
+@signals.setup_logging.connect
+def _setup_logging(loglevel: int | None = None, **_: object) -> None:
+    # Connected at all, this signal stops Celery from installing its own root handler (and
+    # from redirecting stdout into it): the worker and beat log as the API does.
+    configure_logging(get_settings(), level=loglevel or logging.INFO)
+
+
+@signals.before_task_publish.connect
+def _pass_event_on(headers: dict[str, object] | None = None, **_: object) -> None:
+    if headers is None:
+        return
+    bound = log_context.current()
+    for field, header in _EVENT_HEADERS.items():
+        if field in bound:
+            headers.setdefault(header, bound[field])
+
+
+@signals.task_prerun.connect
+def _bind_task(task_id: str | None = None, task: Task | None = None, **_: object) -> None:
+    # Replaces whatever an earlier task of this process left; `stripe.<type>` tasks add
+    # their event once they know it (tasks.events.tasks).
+    if task is None:
+        return
+    log_context.replace(task_id=task_id, task_name=task.name)
+    inherited = {
+        field: value
+        for field, header in _EVENT_HEADERS.items()
+        if isinstance(value := getattr(task.request, header, None), str)
+    }
+    if not inherited:
+        return
+    if celery_scopes_are_isolated():
+        # The integration gave this task its own isolation scope: the tags end with it.
+        bind_stripe_event(**inherited)
+    else:
+        log_context.bind(**inherited)
+
+
+@signals.task_postrun.connect
+def _unbind_task(**_: object) -> None:
+    # After Celery's own "succeeded", "retry" and "raised" lines, which are part of the
+    # event's processing too.
+    log_context.clear()

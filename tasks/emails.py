@@ -14,7 +14,8 @@ from sqlalchemy import event, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from core.observability import redact_email
+from core.metrics import EMAILS, EmailOutcome, email_template_label
+from core.observability import REPORTED, redact_email
 from core.settings import get_settings
 from db.models import EmailLog, EmailStatus
 from db.session import transaction
@@ -113,7 +114,10 @@ def send_email(self: Task, email_log_id: int) -> str:
             row.sent_at = func.now()
             row.last_error = None
             log.info("email %s (%s) sent to %s", row.id, row.template, _who(row.recipients))
-        status, error = row.status, row.last_error
+        status, error, template = row.status, row.last_error, row.template
+    # Counted once the outcome is committed; a skipped duplicate task is no attempt.
+    outcome = EmailOutcome.RETRIED if retry_in is not None else status  # sent or failed
+    EMAILS.labels(email_template_label(template), outcome).inc()
     if retry_in is not None:
         log.warning(
             "email %s: temporary failure, retry in %ss: %s",
@@ -128,7 +132,15 @@ def send_email(self: Task, email_log_id: int) -> str:
 def _fail(row: EmailLog, exc: BaseException) -> None:
     row.status = EmailStatus.FAILED
     detail = redact_addresses(row.last_error or "")
-    log.error("email %s (%s) to %s failed: %s", row.id, row.template, _who(row.recipients), detail)
+    # Reported below with its own tags: the logging integration must not send it again.
+    log.error(
+        "email %s (%s) to %s failed: %s",
+        row.id,
+        row.template,
+        _who(row.recipients),
+        detail,
+        extra=REPORTED,
+    )
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("email_template", row.template)
         scope.set_tag("email_key", redact_addresses(row.idempotency_key))

@@ -21,6 +21,7 @@ from db.models import PENDING_STATUSES, EventStatus, WebhookEvent
 from db.session import transaction
 from tasks.events.event import StripeEvent
 from tasks.events.registry import HANDLERS
+from tasks.metrics import observe_end_to_end
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ def apply(*, row_id: int, attempt: int) -> Outcome:
             log.info("handled %s %s object=%s", event.type, event.id, event.object.get("id"))
         row.status = EventStatus.PROCESSED if handler else EventStatus.IGNORED
         row.processed_at = func.now()
+        observe_end_to_end(session, event_type=row.type, received_at=row.received_at)
         row.last_error = None
         return Outcome.PROCESSED if handler else Outcome.IGNORED
 

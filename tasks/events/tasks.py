@@ -7,6 +7,7 @@ import logging
 import sentry_sdk
 from celery import Task
 
+from core.observability import REPORTED, bind_stripe_event
 from core.settings import get_settings
 from db.session import transaction
 from tasks.celery_app import app
@@ -18,8 +19,18 @@ from tasks.transient import is_transient, retry_delay
 log = logging.getLogger(__name__)
 
 
-def process_stored_event(task: Task, row_id: int) -> str:
+def process_stored_event(task: Task, row_id: int, *, event_type: str) -> str:
     """Claim the row, apply its handler, and settle its status; retry only transient errors."""
+    # An isolation scope of the task's own, whether or not Sentry's Celery integration made
+    # one (tasks run with `apply` in tests): the event's tags never reach the next task.
+    with sentry_sdk.isolation_scope():
+        # The log context, unlike the scope, stays bound until the task_postrun signal, so
+        # that Celery's own retry and failure lines name the event as well.
+        bind_stripe_event(event_type=event_type)
+        return _process(task, row_id)
+
+
+def _process(task: Task, row_id: int) -> str:
     try:
         with transaction() as session:
             claim = processing.claim(session, row_id=row_id)
@@ -29,9 +40,7 @@ def process_stored_event(task: Task, row_id: int) -> str:
         raise  # the row is untouched; the sweep will offer it again
     if claim is None:
         return Outcome.SKIPPED
-    # Sentry's Celery integration gives each task its own scope; these tags mark its reports.
-    sentry_sdk.set_tag("stripe_event_id", claim.stripe_event_id)
-    sentry_sdk.set_tag("stripe_event_type", claim.event_type)
+    bind_stripe_event(event_id=claim.stripe_event_id, event_type=claim.event_type)
     try:
         return processing.apply(row_id=row_id, attempt=claim.attempt)
     except Exception as exc:
@@ -40,7 +49,8 @@ def process_stored_event(task: Task, row_id: int) -> str:
             log.warning("event row %s: transient error, retry in %ss: %s", row_id, delay, exc)
             processing.mark_retrying(row_id=row_id, error=exc, delay_seconds=delay)
             raise task.retry(exc=exc, countdown=delay) from exc
-        log.error("event row %s failed: %s", row_id, processing.describe(exc))
+        # Reported below with its traceback; the line must not become a second report.
+        log.error("event row %s failed: %s", row_id, processing.describe(exc), extra=REPORTED)
         processing.mark_failed(row_id=row_id, error=exc)
         sentry_sdk.capture_exception(exc)
         raise
@@ -48,7 +58,7 @@ def process_stored_event(task: Task, row_id: int) -> str:
 
 def _register(event_type: str) -> Task:
     def run(self: Task, row_id: int) -> str:
-        return process_stored_event(self, row_id)
+        return process_stored_event(self, row_id, event_type=event_type)
 
     run.__name__ = run.__qualname__ = "handle_" + event_type.replace(".", "_")
     run.__doc__ = f"Process one stored `{event_type}` event by its webhook_events row id."

@@ -16,6 +16,7 @@ import sentry_sdk
 import stripe
 from sqlalchemy.orm import Session
 
+from core.observability import REPORTED
 from core.stripe_objects import StripeDict
 from db import reconciliation as records
 from db.locks import lock_customer
@@ -113,7 +114,8 @@ class Pass:
             f"stopped in phase {report.phase} after {report.checked} subscriptions"
             f" (last: {report.last_subscription_id or 'none'}): {describe(exc)}"
         )
-        log.error("reconciliation run %s failed: %s", self.run_id, report.error)
+        # Captured just below with its traceback; the logging integration would send it twice.
+        log.error("reconciliation run %s failed: %s", self.run_id, report.error, extra=REPORTED)
         sentry_sdk.capture_exception(exc)
         if self.dry:
             return

@@ -1,0 +1,148 @@
+"""Children of `billing up`: started in their own process groups, output tailed with a prefix,
+stopped in order (the platform first, then the servers it needs), nothing left behind.
+
+Each child gets its own process group so that a terminal's Ctrl-C reaches `billing up` alone,
+which then stops everything in order instead of every process dying at once (a worker
+finishing its task while PostgreSQL is already gone). Each child also asks the kernel for a
+SIGTERM should `billing up` itself die without cleaning up (PR_SET_PDEATHSIG), so even
+`kill -9` leaves no orphan serving on a port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+PR_SET_PDEATHSIG = 1
+STOP_TIMEOUT_SECONDS = 20.0
+NAME_WIDTH = 8
+COLOURS = ("36", "33", "32", "35", "34", "31", "96", "93", "92")
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: only async-signal-safe work here.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Output:
+    """One line at a time from every child, each with its name in front."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.colour = self.stream.isatty() and not os.environ.get("NO_COLOR")
+        self._lock = threading.Lock()
+        self._colours: dict[str, str] = {}
+
+    def line(self, name: str, text: str) -> None:
+        prefix = f"{name:<{NAME_WIDTH}}|"
+        if self.colour:
+            code = self._colours.setdefault(name, COLOURS[len(self._colours) % len(COLOURS)])
+            prefix = f"\033[{code}m{prefix}\033[0m"
+        with self._lock:
+            self.stream.write(f"{prefix} {text}\n")
+            self.stream.flush()
+
+    def say(self, text: str) -> None:
+        self.line("up", text)
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    reader: threading.Thread
+    # How the child prefers to be asked to stop: PostgreSQL's fast shutdown is SIGINT.
+    stop_signal: signal.Signals
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+
+class Supervisor:
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self.children: list[Child] = []
+
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> Child:
+        process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            user=user,
+            start_new_session=True,
+            # Safe with threads running: the hook only calls prctl, taking no lock.
+            preexec_fn=_die_with_parent,
+        )
+        reader = threading.Thread(
+            target=self._tail, args=(name, process), name=f"tail-{name}", daemon=True
+        )
+        reader.start()
+        child = Child(name, process, reader, stop_signal)
+        self.children.append(child)
+        return child
+
+    def run_to_end(self, name: str, argv: list[str], *, env: dict[str, str]) -> int:
+        """A one-shot child (the migrations), its output tailed like the others'."""
+        child = self.start(name, argv, env=env)
+        code = child.process.wait()
+        child.reader.join(timeout=5)
+        self.children.remove(child)
+        return code
+
+    def _tail(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for raw in iter(process.stdout.readline, b""):
+            self.output.line(name, raw.decode(errors="replace").rstrip())
+        process.stdout.close()
+
+    def exited(self) -> Child | None:
+        """The first child that is no longer running, if any."""
+        return next((child for child in self.children if not child.alive), None)
+
+    def stop(self, names: Callable[[Child], bool] = lambda _: True) -> None:
+        """Ask the matching children to stop, all at once; kill what is left after a while."""
+        group = [child for child in self.children if names(child)]
+        for child in group:
+            if child.alive:
+                child.signal_group(child.stop_signal)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for child in group:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            if child.alive:
+                limit = f"{STOP_TIMEOUT_SECONDS:.0f} s"
+                self.output.say(f"{child.name} did not stop in {limit}: killed")
+                child.signal_group(signal.SIGKILL)
+                child.process.wait()
+            # Pool processes of a worker may outlive their parent for a moment: the group
+            # is killed outright once its leader is gone, so nothing keeps running.
+            child.signal_group(signal.SIGKILL)
+            child.reader.join(timeout=5)
+            self.children.remove(child)

