@@ -118,7 +118,22 @@ def _read_up_state() -> dict[str, Any] | None:
         state = None
     if not isinstance(state, dict):
         _fail(f"{UP_STATE_FILE} is not what billing up writes; delete it or use --url.", 2)
+    if not _running(state.get("pid")):
+        # Left by a billing up that was killed: its address and secret mean nothing now.
+        return None
     return state
+
+
+def _running(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        return True
+    return True
 
 
 def _webhook_url(option: str | None) -> str:

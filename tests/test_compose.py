@@ -144,7 +144,7 @@ def test_services_wait_for_their_dependencies_to_be_healthy_or_migrated():
         "api": {"migrate", "postgres", "redis"},
         "worker": {"migrate", "postgres", "redis"},
         "beat": {"migrate", "redis"},
-        "flower": {"redis"},
+        "flower": {"migrate", "redis"},
     }
     for name, needs in expected.items():
         depends_on = SERVICES[name]["depends_on"]

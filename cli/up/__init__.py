@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import httpx
+from sqlalchemy.engine import make_url
 
 from cli.sample_events import placeholder_price
 from cli.up.embedded import (
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 VAR_DIR = Path("var")
 # Written while the platform runs: `billing trigger` finds the API and the secret here.
 STATE_FILE = "up.json"
+PORTS_FILE = "ports.json"
 DEFAULT_PORTS = {"api": 8000, "flower": 5555, "smtp": 1025, "postgres": 5432, "redis": 6379}
 BILLING = [sys.executable, "-m", "cli.main"]
 PLATFORM = ("api", "worker", "beat", "flower")
@@ -55,6 +56,10 @@ DEVELOPMENT_ADMIN = "admin@example.com"
 
 class UpError(Exception):
     """`billing up` cannot go on; the message is one sentence."""
+
+
+class StoppedDuringStartup(Exception):
+    """Ctrl-C (or SIGTERM) arrived before the platform was ready."""
 
 
 @dataclass
@@ -72,6 +77,7 @@ class Plan:
     secret_generated: bool
     smtp_url: str | None
     development_defaults: dict[str, str]
+    log_format: str
 
 
 @click.command()
@@ -108,6 +114,8 @@ def _only_run_here(path: Path) -> Iterator[None]:
 
 def _plan(settings: Settings, port: int | None) -> Plan:
     given = settings.model_fields_set
+    # Last run's ports first, so that a psql or a browser tab keeps working across restarts.
+    preferred = {**DEFAULT_PORTS, **_remembered_ports()}
     taken: set[int] = set()
     if port is not None:
         if not is_free(port):
@@ -115,25 +123,54 @@ def _plan(settings: Settings, port: int | None) -> Plan:
         taken.add(port)
         api_port = port
     else:
-        api_port = preferred_or_free(DEFAULT_PORTS["api"], taken)
+        api_port = preferred_or_free(preferred["api"], taken)
     embedded_db = "database_url" not in given
     embedded_redis = "redis_url" not in given
-    postgres_port = preferred_or_free(DEFAULT_PORTS["postgres"], taken) if embedded_db else None
-    redis_port = preferred_or_free(DEFAULT_PORTS["redis"], taken) if embedded_redis else None
+    postgres_port = preferred_or_free(preferred["postgres"], taken) if embedded_db else None
+    redis_port = preferred_or_free(preferred["redis"], taken) if embedded_redis else None
+    smtp_url = settings.smtp_url or None
     secret, generated = _webhook_secret(settings)
-    return Plan(
+    plan = Plan(
         api_port=api_port,
-        flower_port=preferred_or_free(DEFAULT_PORTS["flower"], taken),
-        smtp_port=preferred_or_free(DEFAULT_PORTS["smtp"], taken),
+        flower_port=preferred_or_free(preferred["flower"], taken),
+        smtp_port=preferred_or_free(preferred["smtp"], taken) if smtp_url is None else 0,
         postgres_port=postgres_port,
         redis_port=redis_port,
         database_url=settings.database_url,
         redis_url=settings.redis_url,
         webhook_secret=secret,
         secret_generated=generated,
-        smtp_url=settings.smtp_url or None,
+        smtp_url=smtp_url,
         development_defaults=_development_defaults(settings),
+        log_format=settings.log_format if "log_format" in given else "text",
     )
+    _remember_ports(plan)
+    return plan
+
+
+def _remembered_ports() -> dict[str, int]:
+    try:
+        ports = json.loads((VAR_DIR / PORTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(ports, dict):
+        return {}
+    return {
+        name: port
+        for name, port in ports.items()
+        if name in DEFAULT_PORTS and isinstance(port, int) and 0 < port < 65536
+    }
+
+
+def _remember_ports(plan: Plan) -> None:
+    ports = {
+        "api": plan.api_port,
+        "flower": plan.flower_port,
+        "smtp": plan.smtp_port,
+        "postgres": plan.postgres_port,
+        "redis": plan.redis_port,
+    }
+    (VAR_DIR / PORTS_FILE).write_text(json.dumps({k: v for k, v in ports.items() if v}))
 
 
 def _webhook_secret(settings: Settings) -> tuple[str, bool]:
@@ -150,15 +187,6 @@ def _webhook_secret(settings: Settings) -> tuple[str, bool]:
 
 
 def _run(settings: Settings, plan: Plan, output: Output) -> int:
-    # Imported here: aiosmtpd comes with the `embedded` extra, which the Docker image (whose
-    # `billing` must still start) does not install.
-    try:
-        from cli.up.mail_sink import MailSink
-    except ModuleNotFoundError:
-        raise UpError(
-            "the mail sink needs the embedded extra: pip install -e '.[embedded]' (make up does)."
-        ) from None
-
     supervisor = Supervisor(output)
     stop_requested = threading.Event()
 
@@ -169,32 +197,30 @@ def _run(settings: Settings, plan: Plan, output: Output) -> int:
                 child.signal_group(signal.SIGKILL)
         stop_requested.set()
 
+    def go_on() -> None:
+        if stop_requested.is_set():
+            raise StoppedDuringStartup
+
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    sink = MailSink(VAR_DIR / "outbox", plan.smtp_port, lambda text: output.line("mail", text))
+    sink = _mail_sink(plan, output)
     state_file = VAR_DIR / STATE_FILE
     code = 0
     try:
-        sink.start()
-        env = _start_servers(supervisor, plan, output)
+        if sink is not None:
+            sink.start()
+        env = _start_servers(supervisor, plan, output, stop_requested)
         env.update(_platform_env(plan, sink))
+        go_on()
         output.say("migrating the database")
         if supervisor.run_to_end("migrate", [*BILLING, "db", "upgrade"], env=env) != 0:
+            go_on()
             raise UpError("the migrations failed: see the migrate lines above.")
+        go_on()
         _start_platform(supervisor, plan, env)
         _wait_for_api(plan, supervisor, stop_requested)
-        state_file.write_text(
-            json.dumps(
-                {
-                    "api_url": f"http://{HOST}:{plan.api_port}",
-                    "webhook_secret": plan.webhook_secret,
-                    # For billing trigger: the prices the platform was given.
-                    "settings": plan.development_defaults,
-                    "pid": os.getpid(),
-                }
-            )
-        )
-        state_file.chmod(0o600)
+        go_on()
+        _write_state(state_file, plan)
         _print_urls(output, plan, sink, settings)
         while not stop_requested.wait(0.5):
             gone = supervisor.exited()
@@ -202,6 +228,8 @@ def _run(settings: Settings, plan: Plan, output: Output) -> int:
                 output.say(f"{gone.name} exited with code {gone.process.returncode}: stopping")
                 code = 1
                 break
+    except StoppedDuringStartup:
+        output.say("stopped before the platform was ready")
     except (UpError, EmbeddedError) as exc:
         output.say(str(exc))
         code = 1
@@ -209,44 +237,84 @@ def _run(settings: Settings, plan: Plan, output: Output) -> int:
         output.say("stopping")
         supervisor.stop(lambda child: child.name in PLATFORM)
         supervisor.stop()
-        sink.stop()
+        if sink is not None:
+            sink.stop()
         state_file.unlink(missing_ok=True)
         output.say("stopped")
     return code
 
 
-def _start_servers(supervisor: Supervisor, plan: Plan, output: Output) -> dict[str, str]:
+def _mail_sink(plan: Plan, output: Output) -> MailSink | None:
+    """The local mail sink, unless SMTP_URL sends mail elsewhere."""
+    if plan.smtp_url is not None:
+        return None
+    # Imported here: aiosmtpd comes with the `embedded` extra, which the Docker image (whose
+    # `billing` must still start) does not install.
+    try:
+        from cli.up.mail_sink import MailSink
+    except ModuleNotFoundError:
+        raise UpError(
+            "the mail sink needs the embedded extra: pip install -e '.[embedded]' (make up "
+            "does), or set SMTP_URL."
+        ) from None
+    return MailSink(VAR_DIR / "outbox", plan.smtp_port, lambda text: output.line("mail", text))
+
+
+def _write_state(path: Path, plan: Plan) -> None:
+    """What `billing trigger` needs of this run; created private, since it holds the secret."""
+    state = {
+        "api_url": f"http://{HOST}:{plan.api_port}",
+        "webhook_secret": plan.webhook_secret,
+        # The prices the platform was given, so triggered events name them.
+        "settings": plan.development_defaults,
+        "pid": os.getpid(),
+    }
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(state, file)
+
+
+def _start_servers(
+    supervisor: Supervisor, plan: Plan, output: Output, stop: threading.Event
+) -> dict[str, str]:
     """Start the embedded servers the settings do not replace; the environment they imply."""
     env = dict(os.environ)
-    if plan.postgres_port is not None:
-        output.say(f"starting the embedded PostgreSQL (var/postgres) on port {plan.postgres_port}")
-        spec = prepare_postgres(VAR_DIR, plan.postgres_port)
-        server = supervisor.start(
-            spec.name, spec.argv, env=env, user=spec.user, stop_signal=signal.SIGINT
-        )
-        wait_for_postgres(plan.postgres_port, lambda: server.alive)
-        plan.database_url = spec.url
-    if plan.redis_port is not None:
-        output.say(f"starting the embedded Redis (var/redis) on port {plan.redis_port}")
-        spec = prepare_redis(VAR_DIR, plan.redis_port)
-        server = supervisor.start(spec.name, spec.argv, env=env)
-        wait_for_redis(plan.redis_port, lambda: server.alive)
-        plan.redis_url = spec.url
+    try:
+        if plan.postgres_port is not None:
+            output.say(
+                f"starting the embedded PostgreSQL (var/postgres) on port {plan.postgres_port}"
+            )
+            spec = prepare_postgres(VAR_DIR, plan.postgres_port)
+            postgres = supervisor.start(
+                spec.name, spec.argv, env=env, user=spec.user, stop_signal=signal.SIGINT
+            )
+            wait_for_postgres(plan.postgres_port, lambda: postgres.alive and not stop.is_set())
+            plan.database_url = spec.url
+        if plan.redis_port is not None:
+            output.say(f"starting the embedded Redis (var/redis) on port {plan.redis_port}")
+            spec = prepare_redis(VAR_DIR, plan.redis_port)
+            redis = supervisor.start(spec.name, spec.argv, env=env)
+            wait_for_redis(plan.redis_port, lambda: redis.alive and not stop.is_set())
+            plan.redis_url = spec.url
+    except EmbeddedError:
+        if stop.is_set():
+            raise StoppedDuringStartup from None
+        raise
     return env
 
 
-def _platform_env(plan: Plan, sink: MailSink) -> dict[str, str]:
-    env = {
+def _platform_env(plan: Plan, sink: MailSink | None) -> dict[str, str]:
+    return {
         "DATABASE_URL": plan.database_url,
         "REDIS_URL": plan.redis_url,
         "STRIPE_WEBHOOK_SECRET": plan.webhook_secret,
-        "SMTP_URL": plan.smtp_url or sink.smtp_url,
+        "SMTP_URL": plan.smtp_url or (sink.smtp_url if sink else ""),
         "PYTHONUNBUFFERED": "1",
+        # Readable lines in a terminal, unless the user asked for JSON.
+        "LOG_FORMAT": plan.log_format,
         **plan.development_defaults,
     }
-    # Readable lines in a terminal, unless the user asked for JSON.
-    env["LOG_FORMAT"] = os.environ.get("LOG_FORMAT", "text")
-    return env
 
 
 def _development_defaults(settings: Settings) -> dict[str, str]:
@@ -307,18 +375,14 @@ def _wait_for_api(plan: Plan, supervisor: Supervisor, stop: threading.Event) -> 
 
 
 def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return make_url(url).render_as_string(hide_password=True)
 
 
-def _print_urls(output: Output, plan: Plan, sink: MailSink, settings: Settings) -> None:
+def _print_urls(output: Output, plan: Plan, sink: MailSink | None, settings: Settings) -> None:
     api = f"http://{HOST}:{plan.api_port}"
     database = "embedded, var/postgres" if plan.postgres_port else "DATABASE_URL"
     redis = "embedded, var/redis" if plan.redis_port else "REDIS_URL"
-    mail = f"{sink.smtp_url} → var/outbox/" if plan.smtp_url is None else "SMTP_URL (yours)"
+    mail = f"{sink.smtp_url} → var/outbox/" if sink is not None else "SMTP_URL (yours)"
     lines = [
         "ready:",
         f"  API        {api}   (docs {api}/docs, metrics {api}/metrics)",
@@ -334,8 +398,10 @@ def _print_urls(output: Output, plan: Plan, sink: MailSink, settings: Settings) 
         lines.append(
             f"  webhook secret (made for this checkout, var/webhook-secret): {plan.webhook_secret}"
         )
-    if not settings.stripe_secret_key_test and not settings.stripe_secret_key_live:
-        lines.append("  Stripe API calls are skipped: no STRIPE_SECRET_KEY_TEST is set.")
+    if not settings.stripe_enabled or not settings.stripe_secret_key:
+        lines.append(
+            f"  Stripe API calls are skipped: no {settings.stripe_secret_key_variable} is set."
+        )
     for name, value in plan.development_defaults.items():
         lines.append(f"  {name}={value} (development default)")
     if not settings.auth_jwt_secret:

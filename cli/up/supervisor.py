@@ -3,9 +3,10 @@ stopped in order (the platform first, then the servers it needs), nothing left b
 
 Each child gets its own process group so that a terminal's Ctrl-C reaches `billing up` alone,
 which then stops everything in order instead of every process dying at once (a worker
-finishing its task while PostgreSQL is already gone). Each child also asks the kernel for a
-SIGTERM should `billing up` itself die without cleaning up (PR_SET_PDEATHSIG), so even
-`kill -9` leaves no orphan serving on a port.
+finishing its task while PostgreSQL is already gone). On Linux each child also asks the
+kernel for its stop signal should `billing up` itself die without cleaning up
+(PR_SET_PDEATHSIG), so even `kill -9` leaves no orphan serving on a port: PostgreSQL gets
+SIGINT, its fast shutdown, which does not wait for connected clients as SIGTERM would.
 """
 
 from __future__ import annotations
@@ -28,12 +29,26 @@ STOP_TIMEOUT_SECONDS = 20.0
 NAME_WIDTH = 8
 COLOURS = ("36", "33", "32", "35", "34", "31", "96", "93", "92")
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc = (
+    ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    if sys.platform == "linux"
+    else None
+)
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: only async-signal-safe work here.
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _stop_with_parent(stop_signal: signal.Signals) -> Callable[[], None] | None:
+    """A hook for between fork and exec that has the child sent `stop_signal` when its
+    parent dies; None where the kernel has no such thing (the ordinary stop still works)."""
+    if _libc is None:
+        return None
+    prctl = _libc.prctl
+
+    def hook() -> None:
+        # Python code between fork and exec can deadlock on a lock another thread held at
+        # the fork; this one takes none (no import, no allocation beyond the call itself).
+        prctl(PR_SET_PDEATHSIG, int(stop_signal))
+
+    return hook
 
 
 class Output:
@@ -97,8 +112,7 @@ class Supervisor:
             env=env,
             user=user,
             start_new_session=True,
-            # Safe with threads running: the hook only calls prctl, taking no lock.
-            preexec_fn=_die_with_parent,
+            preexec_fn=_stop_with_parent(stop_signal),
         )
         reader = threading.Thread(
             target=self._tail, args=(name, process), name=f"tail-{name}", daemon=True
