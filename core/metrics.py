@@ -21,6 +21,7 @@ one file.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Container, Iterable, Iterator
 from enum import StrEnum
@@ -34,10 +35,13 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -140,6 +144,31 @@ class _Delegate(Collector):
         return self._registry.collect()
 
 
+class SharedFilesCollector(Collector):
+    """The multiprocess files' series, and whether they could be read: a damaged or deleted
+    directory must cost its own series only, never the answer (the fleet's series follow)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            # A list first: a file that breaks halfway must not leave half its series out.
+            shared = list(MultiProcessCollector(None, path=self._path).collect())
+        except Exception as exc:
+            log.warning("metrics: the multiprocess directory cannot be read: %s", exc)
+            shared = []
+            readable = 0
+        else:
+            readable = 1
+        yield from shared
+        yield GaugeMetricFamily(
+            "billing_metrics_multiprocess_up",
+            "1 if the processes' shared metrics files (PROMETHEUS_MULTIPROC_DIR) were read.",
+            value=readable,
+        )
+
+
 def exposition(accept: str | None, extra: Iterable[Collector] = ()) -> tuple[bytes, str]:
     """(body, content type) of this process's series, or every process's in multiprocess
     mode, followed by `extra`'s, in the format the scraper's Accept header asks for."""
@@ -147,7 +176,7 @@ def exposition(accept: str | None, extra: Iterable[Collector] = ()) -> tuple[byt
     path = multiprocess_dir()
     if path:
         # Only the files: the process's own registry holds just its own share of the values.
-        MultiProcessCollector(registry, path=path)
+        registry.register(SharedFilesCollector(path))
     else:
         registry.register(_Delegate(REGISTRY))
     for collector in extra:

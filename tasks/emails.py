@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 SEND_TASK = "emails.send"
 _AFTER_COMMIT = "emails_to_publish"
-_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+# Anchored at the start of a run of local-part characters: linear, not quadratic, in a long run.
+_ADDRESS = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(\.[\w-]+)+")
 SWEEP_BATCH_SIZE = 500
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from celery import Task, signals, states
 from prometheus_client import CollectorRegistry, start_http_server, values
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import mark_process_dead
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,7 @@ from core.metrics import (
     OTHER,
     EmailOutcome,
     ProcessedOutcome,
+    SharedFilesCollector,
     email_templates,
     multiprocess_dir,
 )
@@ -84,7 +85,7 @@ def _serve_metrics(**_: Any) -> None:
     if not port or not path:
         return
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=path)
+    registry.register(SharedFilesCollector(path))
     try:
         start_http_server(port, registry=registry)
     except OSError as exc:  # the port is taken: the worker still works, unobserved

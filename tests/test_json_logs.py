@@ -153,6 +153,31 @@ def test_a_json_line_has_the_fields_and_the_bound_event():
     assert outside["card"] == "[card]"
 
 
+def test_extra_values_that_are_not_text_are_redacted_too():
+    logger, stream = _logger(JsonLineFormatter())
+
+    class Customer:
+        def __str__(self) -> str:
+            return "customer jane.doe@example.com card 4242424242424242"
+
+    logger.warning(
+        "x",
+        extra={
+            "error": ValueError("jane.doe@example.com"),
+            "customer": Customer(),
+            "emails": {"jane.doe@example.com"},
+            "nested": {"list": [ValueError("sk_live_abc123")]},
+        },
+    )
+
+    (line,) = json_lines(stream.getvalue())
+    assert "jane.doe@example.com" not in stream.getvalue()
+    assert "4242424242424242" not in stream.getvalue()
+    assert line["error"] == "j***@example.com"
+    assert line["customer"] == "customer j***@example.com card [card]"
+    assert line["nested"] == {"list": ["sk_live_[Filtered]"]}
+
+
 def test_a_text_line_shows_the_event_id():
     logger, stream = _logger(TextLineFormatter())
 

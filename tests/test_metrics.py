@@ -100,6 +100,12 @@ class Platform:
     def wait_for_move(self, before: Samples, name: str, **labels: str) -> Samples:
         return wait_for_move(self.api.url, before, name, **labels)
 
+    def fresh_scrape(self) -> Samples:
+        """A scrape whose fleet series were read after this call: each API process answers
+        from one read for FLEET_STATE_MAX_AGE."""
+        time.sleep(metrics.FLEET_STATE_MAX_AGE + 0.05)
+        return self.scrape()
+
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
@@ -157,7 +163,7 @@ def test_a_processed_event_moves_the_processing_series(platform):
 
 
 def test_a_failed_event_moves_the_failed_counter_and_the_failed_rows_gauge(platform):
-    before = platform.scrape()
+    before = platform.fresh_scrape()
     event = make_event("invoice.paid")
     event["data"]["object"] = {"object": "invoice"}  # names no customer: a permanent error
 
@@ -167,6 +173,7 @@ def test_a_failed_event_moves_the_failed_counter_and_the_failed_rows_gauge(platf
     after = platform.wait_for_move(before, PROCESSED, type="invoice.paid", outcome="failed")
     assert moved(after, before, PROCESSED, type="invoice.paid", outcome="failed") == 1
     assert moved(after, before, PROCESSED, type="invoice.paid", outcome="processed") == 0
+    after = platform.fresh_scrape()
     assert moved(after, before, "billing_failed_events", type="invoice.paid") == 1
 
 
@@ -189,9 +196,9 @@ def test_the_oldest_unprocessed_age_covers_a_stored_row_until_it_is_done(platfor
     ten_years = timedelta(days=3650)  # older than any row another test leaves pending
     row_id = store_directly(make_event("invoice.paid"), received_at=datetime.now(UTC) - ten_years)
     try:
-        waiting = platform.scrape()
+        waiting = platform.fresh_scrape()
         _settle(row_id)
-        done = platform.scrape()
+        done = platform.fresh_scrape()
     finally:
         _settle(row_id)  # never left for a sweep to find
 
@@ -213,9 +220,9 @@ def test_the_reconciliation_gauges_show_the_last_finished_run(platform):
     runs: list[int] = []
     try:
         runs.append(_finished_run("succeeded", finished, checked=7, drifted=3, fixed=2))
-        succeeded = platform.scrape()
+        succeeded = platform.fresh_scrape()
         runs.append(_finished_run("failed", finished + timedelta(hours=1), checked=1))
-        failed = platform.scrape()
+        failed = platform.fresh_scrape()
     finally:
         with transaction() as session:
             session.execute(delete(ReconciliationRun).where(ReconciliationRun.id.in_(runs)))
@@ -321,3 +328,34 @@ def _private_dir(log: str) -> str:
     match = re.search(r'worker metrics on port \d+, directory ([^\s"]+)', log)
     assert match, log[-3000:]
     return match.group(1)
+
+
+def test_a_burst_of_scrapes_makes_one_database_read(settings, monkeypatch):
+    reads = 0
+    real_read = metrics.read_fleet_state
+
+    async def counted(read_settings):
+        nonlocal reads
+        reads += 1
+        return await real_read(read_settings)
+
+    monkeypatch.setattr(metrics, "read_fleet_state", counted)
+    cache = metrics.FleetStateCache(settings, max_age_seconds=60)
+
+    async def burst() -> list:
+        return await asyncio.gather(*(cache.get() for _ in range(30)))
+
+    states = asyncio.run(burst())
+    assert reads == 1
+    assert all(state is states[0] for state in states) and states[0] is not None
+
+
+def test_a_broken_multiprocess_directory_costs_its_own_series_only(tmp_path, monkeypatch):
+    (tmp_path / "counter_999999.db").write_bytes(b"not a metrics file")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with make_client() as client:
+        response = client.get("/metrics")
+    assert response.status_code == 200
+    samples = parse(response.text)
+    assert value(samples, "billing_metrics_multiprocess_up") == 0
+    assert value(samples, "billing_metrics_database_up") == 1

@@ -11,6 +11,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -355,6 +356,16 @@ def test_the_scrubber_walks_the_whole_event():
         # Not addresses: a release name, the local sender.
         ("stripe-billing-platform@0.1.0", "stripe-billing-platform@0.1.0"),
         ("from billing@localhost", "from billing@localhost"),
+        ("GET /x?email=jane.doe%40example.com&a=1", "GET /x?email=j***%40example.com&a=1"),
+        (
+            "postgresql://billing:Hunter2Passw0rd@postgres:5432/billing",
+            "postgresql://billing:[Filtered]@postgres:5432/billing",
+        ),
+        (
+            "smtps://mailer:Hunter2x@smtp.internal:465",
+            "smtps://mailer:[Filtered]@smtp.internal:465",
+        ),
+        ("Flower basic auth on for ops", "Flower basic auth on for ops"),
     ],
 )
 def test_redacted_text(text, expected):
@@ -368,3 +379,34 @@ def test_a_log_line_reported_by_its_caller_is_not_reported_again():
 
     assert scrub_event({"message": "failed"}, {"log_record": reported}) is None
     assert scrub_event({"message": "failed"}, {"log_record": plain}) == {"message": "failed"}
+
+
+ADVERSARIAL = {
+    "a long run before an @": "a" * 1_000_000 + "@",
+    "dotted labels": "x@" + "a." * 500_000,
+    "dashed labels": "x@" + "a-" * 500_000 + ".com",
+    "a scheme that never ends": "http://" + "a" * 1_000_000,
+    "a long password": "http://u:" + "p" * 1_000_000,
+    "scheme-like words": "a.b " * 250_000,
+    "digits": "4" * 1_000_000,
+    "spaced digits": "4 " * 500_000,
+    "bearer words": "Bearer " * 150_000,
+}
+
+
+# A guard against a quadratic pattern (the first email pattern took 3.6 s for a 32 KB header
+# and would take about an hour for 1 MB): each case is milliseconds, a regression is minutes.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+def test_redaction_stays_linear_on_a_megabyte_built_to_backtrack(text):
+    from core import observability
+
+    patterns = [
+        value
+        for name, value in vars(observability).items()
+        if name.startswith("_") and isinstance(value, re.Pattern)
+    ]
+    assert len(patterns) >= 6
+    for pattern in patterns:
+        pattern.sub("x", text)  # uncapped: the patterns themselves must be linear
+    assert len(redact_text(text)) <= observability.MAX_REDACTED_CHARS + 20

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,8 @@ router = APIRouter()
 
 # The whole read, connection included; a scrape usually times out at 10 s.
 FLEET_READ_TIMEOUT_SECONDS = 2.0
+# How long one read answers every scrape of this process (see FleetStateCache).
+FLEET_STATE_MAX_AGE = 1.0
 STATEMENT_TIMEOUT_MS = 500
 
 # One statement is one snapshot and one round trip. Each part reads an index of only the
@@ -200,10 +204,39 @@ def _last_run_series(run: LastRun | None) -> Iterator[Metric]:
         )
 
 
+class FleetStateCache:
+    """One fleet read at a time per API process, its answer shared for a second: a burst of
+    scrapes (or a flood of anyone reaching the unauthenticated route) costs at most one
+    database connection per process per second, never one each."""
+
+    def __init__(self, settings: Settings, max_age_seconds: float = FLEET_STATE_MAX_AGE) -> None:
+        self._settings = settings
+        self._max_age = max_age_seconds
+        self._lock = asyncio.Lock()
+        self._read_at = -math.inf
+        self._state: FleetState | None = None
+
+    async def get(self) -> FleetState | None:
+        async with self._lock:
+            if time.monotonic() - self._read_at >= self._max_age:
+                self._state = await read_fleet_state(self._settings)
+                self._read_at = time.monotonic()
+            return self._state
+
+
+def _fleet_cache(request: Request) -> FleetStateCache:
+    # Made on first use, inside the app's event loop (the lock belongs to that loop).
+    cache: FleetStateCache | None = getattr(request.app.state, "fleet_state_cache", None)
+    if cache is None:
+        cache = FleetStateCache(request.app.state.settings)
+        request.app.state.fleet_state_cache = cache
+    return cache
+
+
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Prometheus exposition; unauthenticated, like every Prometheus target: keep it internal."""
-    state = await read_fleet_state(request.app.state.settings)
+    state = await _fleet_cache(request).get()
     # Off the event loop: merging multiprocess files is CPU work that grows with the number
     # of processes (measured with every series in use: 10 ms for 3 processes' files, 90 ms
     # for 40). In a thread, the loop gets the GIL back every switch interval meanwhile.

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
 from api.ingest import IncomingEvent, StorageUnavailable, UnstorableEvent
 from api.signature import verify_signature
@@ -139,7 +140,13 @@ async def receive_stripe_webhook(request: Request) -> Response:
     if not secrets:
         _count(UNKNOWN, Outcome.ERROR)
         return _problem(500, "No webhook secret is configured (STRIPE_WEBHOOK_SECRET).")
-    body = await _read_capped(request, settings.webhook_max_bytes)
+    try:
+        body = await _read_capped(request, settings.webhook_max_bytes)
+    except ClientDisconnect:
+        # The sender went away mid-body: nobody reads this answer, and it is no server error
+        # (left to Starlette it became a 500 and a Sentry report per aborted upload).
+        _count(UNKNOWN, Outcome.REJECTED)
+        return _problem(400, "The request body ended early.")
     if body is None:
         _count(UNKNOWN, Outcome.REJECTED)
         return _problem(413, f"Body is over {settings.webhook_max_bytes} bytes.")
