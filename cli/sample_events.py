@@ -165,6 +165,18 @@ def placeholder_price(plan_id: str) -> str:
     return f"price_{plan_id}_local"
 
 
+def _address() -> StripeDict:
+    """The billing address of the sample customer (Stripe's test fixtures' own)."""
+    return {
+        "city": None,
+        "country": "US",
+        "line1": None,
+        "line2": None,
+        "postal_code": "94107",
+        "state": None,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One event of a story, before its id and time are given."""
@@ -504,14 +516,7 @@ def _checkout_session(
         "customer": story.customer,
         "customer_creation": "if_required" if mode == "payment" else None,
         "customer_details": {
-            "address": {
-                "city": None,
-                "country": "US",
-                "line1": None,
-                "line2": None,
-                "postal_code": "94107",
-                "state": None,
-            },
+            "address": _address(),
             "email": story.email,
             "name": "Jenny Rosen",
             "phone": None,
@@ -596,14 +601,7 @@ def charge(story: Story, payment: Payment, *, refunded: int = 0) -> StripeDict:
         "application_fee_amount": None,
         "balance_transaction": stripe_id("txn"),
         "billing_details": {
-            "address": {
-                "city": None,
-                "country": "US",
-                "line1": None,
-                "line2": None,
-                "postal_code": "94107",
-                "state": None,
-            },
+            "address": _address(),
             "email": story.email,
             "name": "Jenny Rosen",
             "phone": None,

@@ -192,10 +192,22 @@ def prepare_redis(var_dir: Path, port: int) -> ServerSpec:
     return ServerSpec(name="redis", argv=argv, url=f"redis://{HOST}:{port}/0")
 
 
+def _wait_until_ready(
+    name: str, answers: Callable[[], bool], alive: Callable[[], bool], pause: float
+) -> None:
+    """Poll `answers` until it is true; give up when the server died (or the wait was
+    called off) or after READY_TIMEOUT_SECONDS."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while not answers():
+        if not alive() or time.monotonic() > deadline:
+            raise EmbeddedError(f"the embedded {name} did not start: see its lines above.")
+        time.sleep(pause)
+
+
 def wait_for_postgres(port: int, alive: Callable[[], bool]) -> None:
     """Wait until the server answers, then create the platform's database once."""
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while True:
+
+    def create_database() -> bool:
         try:
             with psycopg.connect(
                 host=HOST,
@@ -210,29 +222,23 @@ def wait_for_postgres(port: int, alive: Callable[[], bool]) -> None:
                 ).fetchone()
                 if exists is None:
                     conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-                return
         except psycopg.OperationalError:
-            if not alive() or time.monotonic() > deadline:
-                raise EmbeddedError(
-                    "the embedded PostgreSQL did not start: see its lines above."
-                ) from None
-            time.sleep(0.2)
+            return False
+        return True
+
+    _wait_until_ready("PostgreSQL", create_database, alive, pause=0.2)
 
 
 def wait_for_redis(port: int, alive: Callable[[], bool]) -> None:
     import redis
 
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    client = redis.Redis(host=HOST, port=port, socket_connect_timeout=1)
-    while True:
+    def pong() -> bool:
+        client = redis.Redis(host=HOST, port=port, socket_connect_timeout=1)
         try:
-            client.ping()
-            return
+            return bool(client.ping())
         except redis.RedisError:
-            if not alive() or time.monotonic() > deadline:
-                raise EmbeddedError(
-                    "the embedded Redis did not start: see its lines above."
-                ) from None
-            time.sleep(0.1)
+            return False
         finally:
             client.close()
+
+    _wait_until_ready("Redis", pong, alive, pause=0.1)
