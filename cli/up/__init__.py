@@ -114,7 +114,8 @@ def _only_run_here(path: Path) -> Iterator[None]:
 
 def _plan(settings: Settings, port: int | None) -> Plan:
     given = settings.model_fields_set
-    # Last run's ports first, so that a psql or a browser tab keeps working across restarts.
+    # The servers' last ports first, so that a psql or a Redis client keeps working across
+    # restarts; the API, Flower and the sink go back to their usual ports whenever free.
     preferred = {**DEFAULT_PORTS, **_remembered_ports()}
     taken: set[int] = set()
     if port is not None:
@@ -158,18 +159,12 @@ def _remembered_ports() -> dict[str, int]:
     return {
         name: port
         for name, port in ports.items()
-        if name in DEFAULT_PORTS and isinstance(port, int) and 0 < port < 65536
+        if name in ("postgres", "redis") and isinstance(port, int) and 0 < port < 65536
     }
 
 
 def _remember_ports(plan: Plan) -> None:
-    ports = {
-        "api": plan.api_port,
-        "flower": plan.flower_port,
-        "smtp": plan.smtp_port,
-        "postgres": plan.postgres_port,
-        "redis": plan.redis_port,
-    }
+    ports = {"postgres": plan.postgres_port, "redis": plan.redis_port}
     (VAR_DIR / PORTS_FILE).write_text(json.dumps({k: v for k, v in ports.items() if v}))
 
 
@@ -208,7 +203,12 @@ def _run(settings: Settings, plan: Plan, output: Output) -> int:
     code = 0
     try:
         if sink is not None:
-            sink.start()
+            from cli.up.mail_sink import MailSinkError  # importable: the sink was made
+
+            try:
+                sink.start()
+            except MailSinkError as exc:
+                raise UpError(str(exc)) from None
         env = _start_servers(supervisor, plan, output, stop_requested)
         env.update(_platform_env(plan, sink))
         go_on()

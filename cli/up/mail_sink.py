@@ -20,6 +20,10 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from core.observability import redact_email
 
 
+class MailSinkError(Exception):
+    """The sink cannot start; the message is one sentence."""
+
+
 class OutboxHandler:
     def __init__(self, outbox: Path, announce: Callable[[str], None]) -> None:
         self.outbox = outbox
@@ -55,7 +59,11 @@ class MailSink:
         return f"smtp://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._controller.start()
+        try:
+            self._controller.start()
+        except (OSError, RuntimeError) as exc:
+            # Taken between choosing the port and binding it, or refused by the system.
+            raise MailSinkError(f"the mail sink cannot listen on port {self.port}: {exc}") from None
 
     def stop(self) -> None:
         self._controller.stop()
