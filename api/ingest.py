@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import struct
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # How long closing waits for the writers to end their cancelled batches.
 CLOSE_TIMEOUT_SECONDS = 2.0
+OUTAGE_REPORT_EVERY_SECONDS = 60.0
 
 INSERT_EVENTS = """
 INSERT INTO webhook_events
@@ -146,6 +149,7 @@ class EventStore:
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._outage_reports = OutageReports()
 
     @property
     def pool(self) -> AsyncConnectionPool:
@@ -169,7 +173,7 @@ class EventStore:
         try:
             return await future
         except (StorageUnavailable, UnstorableEvent) as exc:
-            _report_unstored(event, exc)
+            _report_unstored(event, exc, self._outage_reports)
             raise
 
     async def _write_forever(self) -> None:
@@ -276,14 +280,44 @@ def _fail(batch: list[_Pending], error: Exception) -> None:
             future.set_exception(error)
 
 
-def _report_unstored(event: IncomingEvent, error: Exception) -> None:
-    """Log and report an event that was not stored, under its Stripe id and type.
+class OutageReports:
+    """Lets through one outage report a minute per event store (per API process): during a
+    database outage every delivery fails the same way, and a report each would cost the
+    event loop (a third of a millisecond each) and the Sentry quota exactly when both
+    matter. The next report says how many were held back."""
+
+    def __init__(self, every_seconds: float = OUTAGE_REPORT_EVERY_SECONDS) -> None:
+        self._every = every_seconds
+        self._last = -math.inf
+        self.held_back = 0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self._every:
+            self.held_back += 1
+            return False
+        self._last = now
+        return True
+
+
+def _report_unstored(event: IncomingEvent, error: Exception, outage_reports: OutageReports) -> None:
+    """Log and report an event that was not stored, under its Stripe id and type; an outage
+    (StorageUnavailable) once a minute, a payload PostgreSQL refuses every time.
 
     Bound only here, on failure: nothing else is logged while a request stores its event
     (the writers log per batch), and the successful path stays free of the cost.
     """
+    held_back = ""
+    if isinstance(error, StorageUnavailable):
+        if not outage_reports.allow():
+            return
+        if outage_reports.held_back:
+            held_back = f" ({outage_reports.held_back} more since the last report)"
+            outage_reports.held_back = 0
     with log_context.bound(event_id=event.stripe_event_id, event_type=event.type):
-        log.warning("event %s (%s) not stored: %s", event.stripe_event_id, event.type, error)
+        log.warning(
+            "event %s (%s) not stored: %s%s", event.stripe_event_id, event.type, error, held_back
+        )
     with sentry_sdk.new_scope() as scope:
         scope.set_tag(STRIPE_EVENT_ID_TAG, event.stripe_event_id)
         scope.set_tag(STRIPE_EVENT_TYPE_TAG, event.type)

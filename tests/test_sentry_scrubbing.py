@@ -410,3 +410,36 @@ def test_redaction_stays_linear_on_a_megabyte_built_to_backtrack(text):
     for pattern in patterns:
         pattern.sub("x", text)  # uncapped: the patterns themselves must be linear
     assert len(redact_text(text)) <= observability.MAX_REDACTED_CHARS + 20
+
+
+def test_an_outage_is_reported_once_a_minute_and_a_refused_payload_every_time(sentry_events):
+    from api.ingest import (
+        IncomingEvent,
+        OutageReports,
+        StorageUnavailable,
+        UnstorableEvent,
+        _report_unstored,
+    )
+
+    def incoming(event_id: str) -> IncomingEvent:
+        return IncomingEvent(
+            stripe_event_id=event_id,
+            type="invoice.paid",
+            api_version=None,
+            livemode=False,
+            account=None,
+            created=None,
+            payload=b"{}",
+            status="received",
+        )
+
+    reports = OutageReports(every_seconds=60)
+    for number in range(50):
+        _report_unstored(incoming(f"evt_outage_{number}"), StorageUnavailable("down"), reports)
+    for number in range(3):
+        _report_unstored(incoming(f"evt_refused_{number}"), UnstorableEvent("NUL"), reports)
+
+    outage = [e for e in sentry_events if e["tags"]["stripe_event_id"].startswith("evt_outage")]
+    refused = [e for e in sentry_events if e["tags"]["stripe_event_id"].startswith("evt_refused")]
+    assert len(outage) == 1 and len(refused) == 3
+    assert reports.held_back == 49
