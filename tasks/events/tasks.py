@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import sentry_sdk
 from celery import Task
 
-from core.observability import REPORTED, bind_stripe_event
+from core.observability import REPORTED, bind_stripe_event, celery_scopes_are_isolated
 from core.settings import get_settings
 from db.session import transaction
 from tasks.celery_app import app
@@ -21,9 +22,14 @@ log = logging.getLogger(__name__)
 
 def process_stored_event(task: Task, row_id: int, *, event_type: str) -> str:
     """Claim the row, apply its handler, and settle its status; retry only transient errors."""
-    # An isolation scope of the task's own, whether or not Sentry's Celery integration made
-    # one (tasks run with `apply` in tests): the event's tags never reach the next task.
-    with sentry_sdk.isolation_scope():
+    # Sentry's Celery integration runs each task in an isolation scope of its own and
+    # reports what escapes the task from inside it: tags set on that scope reach those
+    # reports too (a failing claim, say). Without the integration (tasks run with `apply`
+    # in tests), a scope of our own keeps the event's tags from reaching the next task.
+    own_scope = (
+        contextlib.nullcontext() if celery_scopes_are_isolated() else sentry_sdk.isolation_scope()
+    )
+    with own_scope:
         # The log context, unlike the scope, stays bound until the task_postrun signal, so
         # that Celery's own retry and failure lines name the event as well.
         bind_stripe_event(event_type=event_type)
