@@ -93,6 +93,17 @@ def descendants(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
 
 
+def running_in(directory: Path) -> list[str]:
+    """Every process still working in that directory, whoever its parent is now (an orphan
+    of a killed `billing up` belongs to init)."""
+    found = []
+    for process in psutil.process_iter(["cwd", "cmdline"]):
+        cwd = process.info["cwd"] or ""
+        if cwd == str(directory) or cwd.startswith(f"{directory}/"):
+            found.append(" ".join(process.info["cmdline"] or []))
+    return found
+
+
 def wait_processed(api_url: str, event_id: str, timeout: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -156,6 +167,7 @@ def test_up_on_a_bare_machine_processes_a_triggered_event_and_stops_cleanly(
     assert "up      | stopped" in up.log()
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, f"left behind: {[p.pid for p in alive]}"
+    assert running_in(directory) == []
     assert not (directory / "var" / "up.json").exists()
 
 
@@ -234,6 +246,7 @@ def test_kill_9_leaves_nothing_serving_and_the_next_run_starts_on_the_same_data(
         up.process.wait(timeout=10)
         _, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, f"left behind: {[' '.join(p.cmdline()) for p in alive]}"
+        assert running_in(directory) == []
 
     again = Up(directory, free_port())
     again.log_path = directory / "again.log"

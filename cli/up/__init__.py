@@ -287,14 +287,19 @@ def _start_servers(
             )
             spec = prepare_postgres(VAR_DIR, plan.postgres_port)
             postgres = supervisor.start(
-                spec.name, spec.argv, env=env, user=spec.user, stop_signal=signal.SIGINT
+                spec.name,
+                spec.argv,
+                env=env,
+                user=spec.user,
+                stop_signal=signal.SIGINT,
+                death_signal=signal.SIGINT,
             )
             wait_for_postgres(plan.postgres_port, lambda: postgres.alive and not stop.is_set())
             plan.database_url = spec.url
         if plan.redis_port is not None:
             output.say(f"starting the embedded Redis (var/redis) on port {plan.redis_port}")
             spec = prepare_redis(VAR_DIR, plan.redis_port)
-            redis = supervisor.start(spec.name, spec.argv, env=env)
+            redis = supervisor.start(spec.name, spec.argv, env=env, death_signal=signal.SIGTERM)
             wait_for_redis(plan.redis_port, lambda: redis.alive and not stop.is_set())
             plan.redis_url = spec.url
     except EmbeddedError:

@@ -4,9 +4,12 @@ stopped in order (the platform first, then the servers it needs), nothing left b
 Each child gets its own process group so that a terminal's Ctrl-C reaches `billing up` alone,
 which then stops everything in order instead of every process dying at once (a worker
 finishing its task while PostgreSQL is already gone). On Linux each child also asks the
-kernel for its stop signal should `billing up` itself die without cleaning up
-(PR_SET_PDEATHSIG), so even `kill -9` leaves no orphan serving on a port: PostgreSQL gets
-SIGINT, its fast shutdown, which does not wait for connected clients as SIGTERM would.
+kernel for a signal should `billing up` itself die without cleaning up (PR_SET_PDEATHSIG),
+so even `kill -9` leaves no orphan serving on a port. The servers get their graceful stop
+(PostgreSQL SIGINT, its fast shutdown, which does not wait for connected clients as SIGTERM
+would). The platform's processes get SIGKILL: their servers are going away at the same
+moment, and a graceful stop then hangs (beat was seen retrying its broker connection
+forever); a hard stop is what they are built to survive (late acknowledgement, the sweep).
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ _libc = (
 )
 
 
-def _stop_with_parent(stop_signal: signal.Signals) -> Callable[[], None] | None:
-    """A hook for between fork and exec that has the child sent `stop_signal` when its
+def _signal_when_orphaned(death_signal: signal.Signals) -> Callable[[], None] | None:
+    """A hook for between fork and exec that has the child sent `death_signal` when its
     parent dies; None where the kernel has no such thing (the ordinary stop still works)."""
     if _libc is None:
         return None
@@ -46,7 +49,7 @@ def _stop_with_parent(stop_signal: signal.Signals) -> Callable[[], None] | None:
     def hook() -> None:
         # Python code between fork and exec can deadlock on a lock another thread held at
         # the fork; this one takes none (no import, no allocation beyond the call itself).
-        prctl(PR_SET_PDEATHSIG, int(stop_signal))
+        prctl(PR_SET_PDEATHSIG, int(death_signal))
 
     return hook
 
@@ -103,6 +106,7 @@ class Supervisor:
         env: dict[str, str],
         user: str | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
+        death_signal: signal.Signals = signal.SIGKILL,
     ) -> Child:
         process = subprocess.Popen(
             argv,
@@ -112,7 +116,7 @@ class Supervisor:
             env=env,
             user=user,
             start_new_session=True,
-            preexec_fn=_stop_with_parent(stop_signal),
+            preexec_fn=_signal_when_orphaned(death_signal),
         )
         reader = threading.Thread(
             target=self._tail, args=(name, process), name=f"tail-{name}", daemon=True
