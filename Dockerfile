@@ -2,7 +2,7 @@
 # One image for every role of the platform; the command picks the role:
 #   docker run IMAGE billing worker | billing beat | billing flower ... | billing db upgrade
 # docker-compose.yml runs them all. Configuration comes from the environment at run time:
-# nothing secret is copied in (.dockerignore admits only the sources `pip install .` needs).
+# nothing secret is copied in (.dockerignore admits only the runtime lock and the sources).
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -12,16 +12,21 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
+# The runtime dependencies only, exactly as locked (every file checked against its hash): not
+# `embedded` (PostgreSQL, Redis and the mail sink are containers of their own here) and not
+# `dev`. Before the sources, so that a change of code reuses this layer.
+COPY requirements-runtime.lock ./
+RUN pip install --require-hashes -r requirements-runtime.lock
 COPY pyproject.toml README.md ./
 COPY api ./api
+COPY billing ./billing
 COPY cli ./cli
 COPY core ./core
 COPY db ./db
 COPY emails ./emails
 COPY tasks ./tasks
-# The runtime dependencies only: not `embedded` (PostgreSQL, Redis and the mail sink are
-# containers of their own here) and not `dev`.
-RUN pip install .
+# The project itself: everything it needs is installed already.
+RUN pip install --no-deps .
 
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \

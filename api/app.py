@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.body_limit import BodySizeLimit
 from api.dispatch import EventDispatcher
 from api.ingest import EventStore
 from api.routes import (
@@ -25,8 +26,8 @@ from api.routes import (
     webhooks,
 )
 from api.stripe_errors import handle_stripe_error
-from core.observability import init_sentry
 from core.plans import load_catalogue
+from core.sentry import init_sentry
 from core.settings import Settings, get_settings
 from core.stripe_client import make_stripe_client
 from tasks.celery_app import publisher_app
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.stripe = make_stripe_client(settings)
+    app.state.stripe_health = health.StripeHealthCheck(app.state.stripe, settings)
     app.state.catalogue = load_catalogue(settings)
     # The webhook answers through plain routes matched before anything else (see
     # api.routes.webhooks); its FastAPI routes below only document it.
@@ -89,6 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(plans.router)
     app.include_router(billing.router)
     app.add_exception_handler(stripe.StripeError, handle_stripe_error)
+    # Outside routing, so an oversized body is refused before auth and parsing; the webhook
+    # reads its raw body under its own cap (WEBHOOK_MAX_BYTES).
+    app.add_middleware(BodySizeLimit, exempt_paths=webhooks.WEBHOOK_PATHS)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,7 +2,10 @@
 
 The host application mints the token; `sub` is its user id and `email` the address Stripe
 gets when the platform creates the user's customer. PyJWT checks the signature, the
-algorithm and, when the token has one, the expiry."""
+algorithm and the expiry, which every token must carry (a token without one would be good
+forever once leaked); `iss` and `aud` too when AUTH_JWT_ISSUER / AUTH_JWT_AUDIENCE are set.
+With no audience configured, a token that names one is refused (PyJWT's rule): it was
+minted for some other service."""
 
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ from api.deps import SettingsDep
 ALGORITHMS = ["HS256"]  # a fixed list: the token's own `alg` header never chooses
 # Host and platform clocks differ a little; a token a few seconds past `exp` is still good.
 LEEWAY_SECONDS = 30
+# A user id is an opaque key of the host application, stored and sent to Stripe as metadata;
+# a longer `sub` is a mistake or an attack, not an id.
+MAX_USER_ID_LENGTH = 255
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -50,8 +56,10 @@ def current_user(
             credentials.credentials,
             settings.auth_jwt_secret,
             algorithms=ALGORITHMS,
-            options={"require": ["sub"]},
+            options={"require": ["sub", "exp"]},
             leeway=LEEWAY_SECONDS,
+            issuer=settings.auth_jwt_issuer or None,
+            audience=settings.auth_jwt_audience or None,
         )
     except jwt.ExpiredSignatureError:
         raise _unauthorized("The bearer token has expired.") from None
@@ -60,6 +68,8 @@ def current_user(
     user_id = claims.get("sub")
     if not isinstance(user_id, str) or not user_id.strip() or not user_id.isprintable():
         raise _unauthorized("The bearer token names no user (`sub`).")
+    if len(user_id) > MAX_USER_ID_LENGTH:
+        raise _unauthorized(f"The bearer token's `sub` is over {MAX_USER_ID_LENGTH} characters.")
     email = claims.get("email")
     usable = isinstance(email, str) and email.isprintable() and "@" in email
     return User(id=user_id, email=email if usable else None)

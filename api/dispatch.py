@@ -26,8 +26,8 @@ import redis.asyncio
 from celery import Celery
 from kombu.serialization import dumps as serialize
 from kombu.utils.json import dumps as json_dumps
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 

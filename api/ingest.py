@@ -4,14 +4,15 @@ Requests put their event on a queue and await a future. A few writer coroutines 
 whatever has gathered (no timer, so a lone request waits for nothing) and store it with one
 `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING` in one transaction.
 Under load that turns dozens of round trips and fsyncs into one; every future is resolved
-only after the commit, so nothing is acknowledged before it is durable.
+only after the commit, so nothing is acknowledged before it is durable. A row PostgreSQL
+refuses (a NUL character, an index entry too long) fails the statement, not its batch: the
+batch is split until that row stands alone, and only its request gets UnstorableEvent (400).
 
 Each writer owns one long-lived connection (opened on first use, and again after a
 failure) and one cursor on it, with the statement prepared server-side from the start. The
 API process is the bottleneck, and a pool checkout per batch (its lock, checks and reset)
 plus a new cursor (a cold dumper cache) per batch made up about a third of a batch's client
-CPU (measured: 400-500 µs per batch of 8 through the pool, 250-300 µs like this). The pool
-is kept, with one connection, for readiness checks only.
+CPU (docs/performance.md). The pool is kept, with one connection, for readiness checks only.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from psycopg.adapt import Dumper
 from psycopg_pool import AsyncConnectionPool
 
 from core import log_context
-from core.observability import STRIPE_EVENT_ID_TAG, STRIPE_EVENT_TYPE_TAG
+from core.sentry import STRIPE_EVENT_ID_TAG, STRIPE_EVENT_TYPE_TAG
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,12 @@ OUTAGE_REPORT_EVERY_SECONDS = 60.0
 INSERT_EVENTS = """
 INSERT INTO webhook_events
     (stripe_event_id, type, api_version, livemode, account, stripe_created, payload, status,
-     processed_at)
+     last_error, processed_at)
 SELECT e.id, e.type, e.api_version, e.livemode::bool, e.account,
-       to_timestamp(e.created::bigint), e.payload::jsonb, e.status,
+       to_timestamp(e.created::bigint), e.payload::jsonb, e.status, e.last_error,
        CASE WHEN e.status = 'ignored' THEN now() END
-FROM unnest(%b, %b, %b, %b, %b, %b, %b, %b)
-     AS e(id, type, api_version, livemode, account, created, payload, status)
+FROM unnest(%b, %b, %b, %b, %b, %b, %b, %b, %b)
+     AS e(id, type, api_version, livemode, account, created, payload, status, last_error)
 ON CONFLICT (stripe_event_id) DO NOTHING
 RETURNING id, stripe_event_id
 """
@@ -74,9 +75,8 @@ class _TextColumnDumper(Dumper):
     """Builds a `_TextColumn`'s binary array in one pass.
 
     psycopg's generic list dumper inspects every list to choose an element dumper and then
-    dumps element by element through it (measured: 53 µs for the 8 columns of a batch of 8,
-    against 20 µs here). These columns are known to be text: booleans and integers are sent
-    as text and cast in the statement.
+    dumps element by element through it, at more than twice the cost. These columns are
+    known to be text: booleans and integers are sent as text and cast in the statement.
     """
 
     format = pq.Format.BINARY
@@ -113,9 +113,12 @@ class IncomingEvent:
     account: str | None
     created: int | None
     # The verified body, stored as it came: UTF-8 that orjson has parsed. Kept as bytes:
-    # decoding it and encoding it again for the wire cost about 6 µs per 4 KB event.
+    # decoding it only to encode it again for the wire is work on the hot path for nothing.
     payload: bytes
-    status: str  # `received`, or `ignored` for a type no task handles
+    # `received`, or `ignored`: a type no task handles, or an event of another mode or of a
+    # Connect account (`last_error` says which).
+    status: str
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,36 +204,32 @@ class _Writer:
         await self._discard()
 
     async def write(self, batch: list[_Pending]) -> None:
-        try:
-            results = await self._insert([event for event, _ in batch])
-        except psycopg.DataError:
-            # One bad payload must not fail the others: store them one by one. In autocommit
-            # the failed statement left the connection usable.
-            for item in batch:
-                await self._write_alone(item)
-            return
-        except Exception as exc:
-            log.warning("webhook store failed for %d events: %s", len(batch), exc)
-            _fail(batch, StorageUnavailable(str(exc)))
-            # Whatever failed (a lost server, a timeout), the next batch starts afresh.
-            await self._discard()
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
-
-    async def _write_alone(self, item: _Pending) -> None:
-        event, future = item
-        try:
-            (result,) = await self._insert([event])
-        except psycopg.DataError as exc:
-            _fail([item], UnstorableEvent(str(exc).splitlines()[0]))
-        except Exception as exc:
-            _fail([item], StorageUnavailable(str(exc)))
-            await self._discard()
-        else:
-            if not future.done():
-                future.set_result(result)
+        # A row PostgreSQL refuses fails the whole statement, so the batch is split in halves
+        # until the refused rows stand alone: one bad event among n costs about 2·log2(n)
+        # more statements, and the others are stored. In autocommit the failed statement left
+        # the connection usable.
+        parts = [batch]
+        while parts:
+            part = parts.pop()
+            try:
+                results = await self._insert([event for event, _ in part])
+            except Exception as exc:
+                if not _refuses_a_row(exc):
+                    unstored = [item for rest in (part, *parts) for item in rest]
+                    log.warning("webhook store failed for %d events: %s", len(unstored), exc)
+                    _fail(unstored, StorageUnavailable(str(exc)))
+                    # Whatever failed (a lost server, a timeout), the next batch starts afresh.
+                    await self._discard()
+                    return
+                if len(part) == 1:
+                    _fail(part, UnstorableEvent(str(exc).splitlines()[0]))
+                else:
+                    middle = len(part) // 2
+                    parts += (part[middle:], part[:middle])
+                continue
+            for (_, future), result in zip(part, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
     async def _discard(self) -> None:
         conn, self._conn, self._cursor = self._conn, None, None
@@ -259,6 +258,7 @@ class _Writer:
             _TextColumn([None if e.created is None else str(e.created) for e in events_in_order]),
             _TextColumn([e.payload for e in events_in_order]),
             _TextColumn([e.status for e in events_in_order]),
+            _TextColumn([e.last_error for e in events_in_order]),
         )
         # One statement in autocommit mode is its own transaction: psycopg returns only after
         # the server's ReadyForQuery, which follows the (synchronous) commit. No BEGIN/COMMIT
@@ -272,6 +272,19 @@ class _Writer:
             row_id = inserted.pop(e.stripe_event_id, None)
             results.append(Stored(row_id=row_id, duplicate=row_id is None))
         return results
+
+
+# SQLSTATE classes of an error one row's values cause: data exceptions (a NUL character, a
+# timestamp out of range), integrity violations, and program limits (an index entry over
+# ~2.7 KB: ProgramLimitExceeded, which psycopg files under OperationalError, beside lost
+# connections). Anything else (connections, timeouts, a broken statement) fails every row.
+_ROW_REFUSAL_CLASSES = frozenset({"22", "23", "54"})
+
+
+def _refuses_a_row(error: Exception) -> bool:
+    if not isinstance(error, psycopg.Error) or error.sqlstate is None:
+        return False  # not the server's answer: the connection, a timeout, the client
+    return error.sqlstate[:2] in _ROW_REFUSAL_CLASSES
 
 
 def _fail(batch: list[_Pending], error: Exception) -> None:

@@ -8,26 +8,19 @@ Nothing that looks like a key or a card number leaves in an answer or a log line
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 import stripe
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from core.redaction import redact_for_client
+
 log = logging.getLogger("billing.api.stripe")
 
 # Seconds a client should wait before trying again.
 RATE_LIMITED_RETRY_AFTER = 2
 UNREACHABLE_RETRY_AFTER = 5
-
-_SECRETS = re.compile(r"\b(?:sk|rk|pk|whsec)_(?:test_|live_)?[A-Za-z0-9*]+")
-_CARD_NUMBER = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-
-
-def redact(message: str) -> str:
-    """The message without API keys, webhook secrets or card numbers."""
-    return _CARD_NUMBER.sub("[card]", _SECRETS.sub("[key]", message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +33,7 @@ class ErrorAnswer:
 
 def stripe_error_answer(exc: stripe.StripeError) -> ErrorAnswer:
     """The answer to give for an error of a Stripe call."""
-    message = redact(exc.user_message or "") or None
+    message = redact_for_client(exc.user_message or "") or None
     if isinstance(exc, stripe.CardError):
         return ErrorAnswer(402, message or "The card was declined.")
     if isinstance(exc, stripe.IdempotencyError):

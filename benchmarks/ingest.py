@@ -54,6 +54,7 @@ from pathlib import Path
 import orjson
 import psycopg
 
+from cli.sample_events import Step, event
 from core.webhook_signing import stripe_signature_header
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -316,22 +317,15 @@ def _invoice(ids: dict[str, str], i: int, now: int) -> dict[str, object]:
 
 
 def invoice_paid_event(serial: str, variant: int, now: int) -> bytes:
-    """One `invoice.paid` event of about 4 KB; every Stripe id in it ends with `serial`."""
+    """One `invoice.paid` event of about 4 KB (API 2024-06-20, an older shape than
+    `cli.sample_events` builds); every Stripe id in it ends with `serial`."""
     prefixes = ("invoice", "in"), ("charge", "ch"), ("customer", "cus"), ("line", "il")
     prefixes += ("subscription", "sub"), ("subscription_item", "si"), ("payment_intent", "pi")
     ids = {name: f"{prefix}_{serial}" for name, prefix in prefixes}
-    event = {
-        "id": f"evt_{serial}",
-        "object": "event",
-        "api_version": "2024-06-20",
-        "created": now,
-        "data": {"object": _invoice(ids, variant, now)},
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": "invoice.paid",
-    }
-    return orjson.dumps(event)
+    step = Step("invoice.paid", _invoice(ids, variant, now))
+    return orjson.dumps(
+        event(step, created=now, api_version="2024-06-20", event_id=f"evt_{serial}")
+    )
 
 
 def event_bodies(first: int, count: int) -> Iterator[bytes]:

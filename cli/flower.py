@@ -106,7 +106,7 @@ def flower(port: int, address: str) -> None:
     except ConfigurationError as exc:
         _refuse(str(exc))
 
-    from core.observability import configure_logging
+    from core.log_setup import configure_logging
     from tasks.celery_app import app as celery_app
 
     configure_logging(settings)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from core.observability import configure_logging, logging_config
+from core.log_setup import configure_logging, logging_config
 from core.settings import ConfigurationError, Settings, load_settings
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -130,14 +130,14 @@ def preview(out_dir: Path) -> None:
 @click.argument("event_id")
 def replay(event_id: str) -> None:
     """Run a stored event through its handler again."""
-    _settings()
+    settings = _settings()
+    from billing.replay import mark_for_replay
     from db.models import EventStatus
     from db.session import transaction
     from tasks.events import outbox
-    from tasks.events.replay import mark_for_replay
 
     with transaction() as session:
-        row = mark_for_replay(session, stripe_event_id=event_id)
+        row = mark_for_replay(session, stripe_event_id=event_id, live=not settings.stripe_test_mode)
         if row is None:
             click.echo(f"billing: no stored event {event_id}", err=True)
             sys.exit(1)
@@ -151,15 +151,17 @@ def replay(event_id: str) -> None:
 def reconcile(dry_run: bool) -> None:
     """Compare every Stripe subscription with the local copy now, and print the report."""
     settings = _settings()
+    from core.stripe_client import stripe_unavailable_reason
     from tasks.reconciliation.report import print_report
     from tasks.reconciliation.run import dry_run as reconcile_dry
     from tasks.reconciliation.run import load_report
     from tasks.reconciliation.run import reconcile as run
     from tasks.reconciliation.task import reconciliation_client
 
+    if unavailable := stripe_unavailable_reason(settings):
+        raise click.ClickException(unavailable)
     client = reconciliation_client(settings)
-    if client is None:
-        raise click.ClickException("Stripe is not configured: set STRIPE_SECRET_KEY_TEST/_LIVE.")
+    assert client is not None  # the settings allow one
     if dry_run:
         report = reconcile_dry(client=client)
     else:

@@ -7,7 +7,8 @@ Stripe key is set, and would otherwise have nothing to act on:
 - a new customer's `customer.created` (its email and `metadata.user_id`), unless `--customer`
   names one the platform has met;
 - the subscription an upgrade or a cancellation changes, and, for a new customer, the one its
-  invoices belong to, so the account shows a plan;
+  invoices belong to, so the account shows a plan; an upgrade's paid proration invoice, since
+  only a paid upgrade grants credits;
 - the credit-pack purchase (a Checkout in payment mode) that a refund or a dispute is about,
   since only a payment the ledger knows can give credits back or have them held.
 
@@ -19,13 +20,14 @@ ordering guards see them in story order whatever order a worker handles them in.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 import string
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,6 +116,19 @@ class Story:
             pack=next(iter(catalogue.packs.values()), None),
         )
 
+    @classmethod
+    def fixed(cls, customer: str, *, now: int, starter_price: str, pro_price: str) -> Story:
+        """A known customer's story at a given time, with given price ids and no credit pack:
+        how the tests and the benchmarks make Stripe objects of their own."""
+        return cls(
+            customer=customer,
+            new_customer=False,
+            now=now,
+            starter=known_price("starter", starter_price),
+            pro=known_price("pro", pro_price),
+            pack=None,
+        )
+
     @property
     def email(self) -> str:
         return email_of(self.customer)
@@ -157,6 +172,12 @@ def plan_price(catalogue: Catalogue, plan_id: str) -> PlanPrice:
         amount=PLAN_AMOUNTS.get(plan_id, 1900),
         configured=price_id is not None,
     )
+
+
+def known_price(plan_id: str, price_id: str) -> PlanPrice:
+    """A plan's price whose id the caller knows."""
+    amount = PLAN_AMOUNTS.get(plan_id, 1900)
+    return PlanPrice(plan_id, plan_id.title(), price_id, amount, configured=True)
 
 
 def placeholder_price(plan_id: str) -> str:
@@ -299,7 +320,12 @@ def subscription_item(story: Story, ids: SubscriptionIds, plan: PlanPrice) -> St
 
 
 def subscription(
-    story: Story, ids: SubscriptionIds, plan: PlanPrice, *, status: str = "active"
+    story: Story,
+    ids: SubscriptionIds,
+    plan: PlanPrice,
+    *,
+    status: str = "active",
+    cancel_at_period_end: bool = False,
 ) -> StripeDict:
     canceled = status == "canceled"
     return {
@@ -312,8 +338,8 @@ def subscription(
         "billing_cycle_anchor_config": None,
         "billing_mode": {"type": "classic"},
         "billing_thresholds": None,
-        "cancel_at": None,
-        "cancel_at_period_end": False,
+        "cancel_at": one_month_later(story.now) if cancel_at_period_end else None,
+        "cancel_at_period_end": cancel_at_period_end,
         "canceled_at": story.now if canceled else None,
         "cancellation_details": {
             "comment": None,
@@ -473,6 +499,77 @@ def invoice(
         "total_taxes": [],
         "webhooks_delivered_at": story.now - 4,
     }
+
+
+def proration_invoice(
+    story: Story, ids: SubscriptionIds, old: PlanPrice, new: PlanPrice
+) -> StripeDict:
+    """The invoice of a change's proration, charged at once (`always_invoice`): the time left
+    on the new plan less the unused time on the old one, here a whole period's of each."""
+    paid = invoice(
+        story, ids, new, invoice_id=ids.latest_invoice, billing_reason="subscription_update"
+    )
+    template = paid["lines"]["data"][0]
+    lines = [
+        proration_line(
+            template,
+            price_id=old.price_id,
+            amount=-old.amount,
+            description=f"Unused time on {old.name}",
+            unit_amount=old.amount,
+        ),
+        proration_line(
+            template,
+            price_id=new.price_id,
+            amount=new.amount,
+            description=f"Remaining time on {new.name}",
+            unit_amount=new.amount,
+        ),
+    ]
+    net = max(new.amount - old.amount, 0)
+    paid["lines"].update(data=lines, total_count=len(lines))
+    paid.update(amount_due=net, amount_paid=net, subtotal=net, total=net)
+    return paid
+
+
+def proration_line(
+    template: StripeDict,
+    *,
+    price_id: str,
+    amount: int,
+    description: str,
+    period: StripeDict | None = None,
+    unit_amount: int | None = None,
+) -> StripeDict:
+    """A proration line made from an invoice's subscription line, in the template's shape of
+    whichever API version: crediting (a negative `amount`) or charging time on `price_id`."""
+    line = copy.deepcopy(template)
+    line.update(id=stripe_id("il"), amount=amount, description=description)
+    if period is not None:
+        line["period"] = dict(period)
+    set_line_price(line, price_id, unit_amount=unit_amount)
+    if "proration" in line:  # before 2025-03-31.basil: an invoice item flagged as proration
+        line["proration"] = True
+        line["type"] = "invoiceitem"
+    details = (line.get("parent") or {}).get("subscription_item_details")
+    if details is not None:
+        details["proration"] = True
+    for key in ("subtotal", "amount_excluding_tax"):
+        if key in line:
+            line[key] = amount
+    return line
+
+
+def set_line_price(line: StripeDict, price_id: str, *, unit_amount: int | None = None) -> None:
+    """Point an invoice line at another price, wherever its API version names it."""
+    for key in ("plan", "price"):
+        if isinstance(line.get(key), dict):
+            line[key]["id"] = price_id
+    pricing = line.get("pricing")
+    if isinstance(pricing, dict):
+        pricing["price_details"]["price"] = price_id
+        if unit_amount is not None:
+            pricing["unit_amount_decimal"] = str(unit_amount)
 
 
 def _checkout_session(
@@ -843,15 +940,19 @@ def subscription_created(story: Story) -> list[Step]:
 
 
 def subscription_updated(story: Story) -> list[Step]:
-    """An upgrade from starter to pro: the period's credits are topped up, the customer told."""
+    """An upgrade from starter to pro, its proration invoiced and paid at once: the period's
+    credits are topped up, the customer told. The paid invoice comes first so that the named
+    event is last; the platform grants the upgrade when both are known, in either order."""
     ids = SubscriptionIds.new()
     old = subscription(story, ids, story.starter)
+    upgraded = replace(ids, latest_invoice=stripe_id("in"))
     return [
         Step("customer.subscription.created", old),
+        Step("invoice.paid", proration_invoice(story, upgraded, story.starter, story.pro)),
         Step(
             "customer.subscription.updated",
-            subscription(story, ids, story.pro),
-            previous_attributes={"items": old["items"]},
+            subscription(story, upgraded, story.pro),
+            previous_attributes={"items": old["items"], "latest_invoice": ids.latest_invoice},
             by_request=True,
         ),
     ]
@@ -978,7 +1079,10 @@ def build_events(event_type: str, story: Story) -> list[StripeDict]:
     return [event(step, created=story.now - (last - i)) for i, step in enumerate(steps)]
 
 
-def event(step: Step, *, created: int) -> StripeDict:
+def event(
+    step: Step, *, created: int, api_version: str = API_VERSION, event_id: str | None = None
+) -> StripeDict:
+    """The event Stripe sends of one step (a new id unless `event_id` is given)."""
     data: StripeDict = {"object": step.object}
     if step.previous_attributes is not None:
         data["previous_attributes"] = step.previous_attributes
@@ -988,9 +1092,9 @@ def event(step: Step, *, created: int) -> StripeDict:
         else {"id": None, "idempotency_key": None}
     )
     return {
-        "id": stripe_id("evt"),
+        "id": event_id or stripe_id("evt"),
         "object": "event",
-        "api_version": API_VERSION,
+        "api_version": api_version,
         "created": created,
         "data": data,
         "livemode": False,

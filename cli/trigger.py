@@ -14,15 +14,15 @@ import os
 import re
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import click
 
 from cli.sample_events import SampleError, Story, build_events, supported_types
+from cli.up.state import STATE_FILE, VAR_DIR
 from core.plans import Catalogue, load_catalogue
-from core.settings import ConfigurationError, Settings, load_settings
+from core.settings import PRICE_VARIABLE_PREFIX, ConfigurationError, Settings, load_settings
 from core.webhook_signing import stripe_signature_header
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 WEBHOOK_PATH = "/api/stripe/webhook"
-UP_STATE_FILE = Path("var") / "up.json"
+UP_STATE_FILE = VAR_DIR / STATE_FILE
 TIMEOUT_SECONDS = 10.0
 # The platform handles events in any order, but a story's later events only show their effect
 # once the earlier ones are applied (a dispute holds the credits of a purchase already stored;
@@ -93,7 +93,7 @@ def _configuration() -> tuple[Settings, Catalogue]:
     # otherwise: the events then name prices the platform knows.
     if UP_STATE_FILE.exists():
         for name, value in ((_read_up_state() or {}).get("settings") or {}).items():
-            if isinstance(name, str) and name.startswith("STRIPE_PRICE_"):
+            if isinstance(name, str) and name.startswith(PRICE_VARIABLE_PREFIX):
                 os.environ.setdefault(name, str(value))
     try:
         settings = load_settings()
@@ -166,9 +166,8 @@ def _unknown_price_warnings(
 ) -> list[str]:
     """One sentence for each plan the events name whose price the platform cannot know."""
     text = json.dumps(events)
-    mode = "TEST" if settings.stripe_test_mode else "LIVE"
     return [
-        f"STRIPE_PRICE_{plan.plan.upper()}_{mode} is not set, so the platform does not know the "
+        f"{settings.price_variable(plan.plan)} is not set, so the platform does not know the "
         f"{plan.plan} plan's price ({plan.price_id} here) and grants no plan credits for it."
         for plan in (story.starter, story.pro)
         if not plan.configured and plan.price_id in text

@@ -65,7 +65,7 @@ def load_catalogue(settings: Settings) -> Catalogue:
                 name=str(entry["name"]),
                 monthly_credits=int(entry["monthly_credits"]),
                 credits_low_threshold=int(entry.get("credits_low_threshold", 0)),
-                price_id=_price_id(settings, plan_id),
+                price_id=settings.price_id(plan_id),
             )
             for plan_id, entry in data["plans"].items()
         }
@@ -85,11 +85,6 @@ def load_catalogue(settings: Settings) -> Catalogue:
     if missing:
         raise ConfigurationError(f"PLANS_FILE {path} lacks the plans {', '.join(missing)}.")
     return Catalogue(plans=plans, packs=packs)
-
-
-def _price_id(settings: Settings, plan_id: str) -> str | None:
-    mode = "test" if settings.stripe_test_mode else "live"
-    return getattr(settings, f"stripe_price_{plan_id}_{mode}", "") or None
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,9 @@
 """Every environment variable of the platform, in one pydantic-settings class.
 
-The validators keep the audit's production guards: a refusal is one sentence that names the
-variable, raised as `ConfigurationError` so that commands print it instead of a traceback.
+The validators refuse unsafe production settings (test mode, no webhook secret, no live key,
+a short JWT secret) and keys put in the wrong mode's variable: a refusal is one sentence that
+names the variable, raised as `ConfigurationError` so that commands print it instead of a
+traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PAID_PLANS = ("starter", "pro", "team")
+# Each paid plan's price id is in STRIPE_PRICE_<PLAN>_TEST or _LIVE (see `Settings.price_variable`).
+PRICE_VARIABLE_PREFIX = "STRIPE_PRICE_"
 # HS256 signs with a 256-bit HMAC; a shorter secret is guessable offline from any token.
 MIN_JWT_SECRET_LENGTH = 32
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -26,68 +30,348 @@ class ConfigurationError(Exception):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
-    app_env: Literal["development", "test", "production"] = "development"
+    app_env: Literal["development", "test", "production"] = Field(
+        default="development",
+        description=(
+            "Where the platform runs. With nothing else set, `development` lets `billing up` "
+            "start: it makes and prints a webhook secret when none is given, skips Stripe calls "
+            "while no key is set, runs Flower without auth on 127.0.0.1, and the user API "
+            "answers 503 until `AUTH_JWT_SECRET` is set. `test` changes no wiring (no eager "
+            "Celery; Sentry still reports when a DSN is set). `production` refuses the unsafe "
+            "settings listed under Refusals."
+        ),
+        json_schema_extra={"section": "Runtime"},
+    )
 
-    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/billing"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    # Lets several deployments (or test runs) share one Redis without seeing each other's queues.
-    broker_key_prefix: str = ""
+    database_url: str = Field(
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/billing",
+        description=(
+            "PostgreSQL, spelt `postgresql+psycopg://`, `postgresql://` or `postgres://` "
+            "(the psycopg 3 driver is used whatever the spelling)."
+        ),
+        json_schema_extra={"section": "Database and broker"},
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis: the Celery broker and result backend.",
+        json_schema_extra={"section": "Database and broker"},
+    )
+    broker_key_prefix: str = Field(
+        default="",
+        description=(
+            "A prefix for every broker key, so that several deployments (or test runs) share "
+            "one Redis without seeing each other's queues."
+        ),
+        json_schema_extra={"section": "Database and broker"},
+    )
 
-    stripe_enabled: bool = True
-    stripe_test_mode: bool = True
-    stripe_secret_key_live: str = ""
-    stripe_secret_key_test: str = ""
-    stripe_publishable_key_live: str = ""
-    stripe_publishable_key_test: str = ""
-    stripe_webhook_secret: str = ""
-    stripe_api_base: str = ""
-    stripe_price_starter_live: str = ""
-    stripe_price_starter_test: str = ""
-    stripe_price_pro_live: str = ""
-    stripe_price_pro_test: str = ""
-    stripe_price_team_live: str = ""
-    stripe_price_team_test: str = ""
+    stripe_enabled: bool = Field(
+        default=True,
+        description="`false` turns Stripe off: the routes that call Stripe answer 503.",
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_test_mode: bool = Field(
+        default=True,
+        description=(
+            "Use the `_TEST` keys and prices instead of the `_LIVE` ones. Refused in production."
+        ),
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_secret_key_live: str = Field(
+        default="",
+        description=(
+            "The live secret key (`sk_live_...`) or restricted key (`rk_live_...`); a test key "
+            "here refuses to start. Required in production while `STRIPE_ENABLED` is true."
+        ),
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_secret_key_test: str = Field(
+        default="",
+        description=(
+            "The test secret key (`sk_test_...`) or restricted key (`rk_test_...`); a live key "
+            "here refuses to start. While the key of the current mode is unset, the routes "
+            "that call Stripe answer 503."
+        ),
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_publishable_key_live: str = Field(
+        default="",
+        description="The live publishable key (`pk_live_...`).",
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_publishable_key_test: str = Field(
+        default="",
+        description="The test publishable key (`pk_test_...`).",
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_webhook_secret: str = Field(
+        default="",
+        description=(
+            "The signing secret of the webhook endpoint (`whsec_...`), or several separated by "
+            "commas during a rotation: a delivery signed with any of them is accepted. While "
+            "none is set the webhook answers 500 (`billing up` makes and prints one in "
+            "development). Required in production."
+        ),
+        json_schema_extra={"section": "Webhook endpoint"},
+    )
+    stripe_api_base: str = Field(
+        default="",
+        description=(
+            "Another Stripe API address, such as a local fake in tests; empty: Stripe's own. "
+            "Leave it unset in production."
+        ),
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_price_starter_live: str = Field(
+        default="",
+        description="The Stripe price (or legacy plan) id of the `starter` plan in live mode.",
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_price_starter_test: str = Field(
+        default="",
+        description="The Stripe price (or legacy plan) id of the `starter` plan in test mode.",
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_price_pro_live: str = Field(
+        default="",
+        description="The Stripe price (or legacy plan) id of the `pro` plan in live mode.",
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_price_pro_test: str = Field(
+        default="",
+        description="The Stripe price (or legacy plan) id of the `pro` plan in test mode.",
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_price_team_live: str = Field(
+        default="",
+        description="The Stripe price (or legacy plan) id of the `team` plan in live mode.",
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_price_team_test: str = Field(
+        default="",
+        description="The Stripe price (or legacy plan) id of the `team` plan in test mode.",
+        json_schema_extra={"section": "Stripe"},
+    )
 
-    webhook_max_bytes: int = Field(default=1024 * 1024, gt=0)
-    webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    webhook_max_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="The largest webhook body accepted, in bytes; a larger one gets 413.",
+        json_schema_extra={"section": "Webhook endpoint"},
+    )
+    webhook_tolerance_seconds: int = Field(
+        default=300,
+        gt=0,
+        description=(
+            "How old a `Stripe-Signature` timestamp may be, in seconds; an older delivery gets 401."
+        ),
+        json_schema_extra={"section": "Webhook endpoint"},
+    )
+    health_cache_seconds: int = Field(
+        default=30,
+        ge=0,
+        description=(
+            "How long `/api/stripe/health` reuses its last Stripe answer, good or bad, in "
+            "seconds: an anonymous endpoint must not spend the account's rate limit or a "
+            "thread per request (0: ask Stripe every time)."
+        ),
+        json_schema_extra={"section": "Webhook endpoint"},
+    )
 
-    smtp_url: str = ""
-    email_from: str = "billing@localhost"
-    admin_emails: str = ""
-    product_name: str = "Example SaaS"
-    support_email: str = ""
-    email_max_retries: int = Field(default=6, ge=0)
+    smtp_url: str = Field(
+        default="",
+        description=(
+            "The mail server: `smtp://host:port`, `smtp+starttls://user:pass@host:port` or "
+            "`smtps://user:pass@host:port`. Under `billing up`, empty means the local mail "
+            "sink; elsewhere, while it is empty every email fails."
+        ),
+        json_schema_extra={"section": "Email"},
+    )
+    email_from: str = Field(
+        default="billing@localhost",
+        description="The sender of every email.",
+        json_schema_extra={"section": "Email"},
+    )
+    admin_emails: str = Field(
+        default="",
+        description=(
+            "Who receives the admin alerts (disputes and their evidence deadlines), separated "
+            "by commas."
+        ),
+        json_schema_extra={"section": "Email"},
+    )
+    product_name: str = Field(
+        default="Example SaaS",
+        description="The product's name, shown in every email.",
+        json_schema_extra={"section": "Email"},
+    )
+    support_email: str = Field(
+        default="",
+        description="The address every email gives for questions; empty: `EMAIL_FROM`.",
+        json_schema_extra={"section": "Email"},
+    )
+    email_max_retries: int = Field(
+        default=6,
+        ge=0,
+        description="How many times a temporary SMTP failure is retried before the email fails.",
+        json_schema_extra={"section": "Email"},
+    )
 
-    sentry_dsn: str = ""
-    # `json` (one object per line, for log shippers) or `text` (for a terminal; `billing up`).
-    log_format: Literal["json", "text"] = "json"
-    # When set, each worker serves Prometheus metrics on this port (0: off).
-    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
-    release: str = ""
-    admin_api_token: str = ""
-    auth_jwt_secret: str = ""
-    # The host application's billing page: where Checkout and the customer portal send the
-    # user back, and the link in the credits-low email.
-    app_billing_url: str = "http://localhost:3000/billing"
-    # Two Checkout requests of one user for the same plan or pack within this window (and
-    # without an Idempotency-Key header) are one request to Stripe: a double click opens
-    # one session.
-    checkout_idempotency_window_seconds: int = Field(default=60, gt=0)
-    flower_basic_auth: str = ""
-    plans_file: str = ""
-    reconcile_at: str = "03:00"
-    # The reconciliation's own ceiling on Stripe requests per second, below Stripe's limits
-    # (25/s in test mode, 100/s live) so the nightly scan leaves room for the platform's calls.
-    stripe_rate_limit_test: float = Field(default=20, gt=0)
-    stripe_rate_limit_live: float = Field(default=80, gt=0)
-    # What a lost chargeback does to the customer's subscription besides keeping the hold.
-    dispute_lost_action: Literal["none", "cancel_subscription"] = "none"
-    # When the daily evidence-deadline reminders go out, HH:MM UTC.
-    dispute_reminders_at: str = "08:00"
+    sentry_dsn: str = Field(
+        default="",
+        description="Sentry for the API, the worker and beat; empty: off.",
+        json_schema_extra={"section": "Observability"},
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description=(
+            "`json`: one object per line, for log shippers; `text`: for a terminal (what "
+            "`billing up` uses unless it is set)."
+        ),
+        json_schema_extra={"section": "Observability"},
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description=(
+            "When set, each worker serves its Prometheus metrics on this port (0: off). The "
+            "API serves its own on `/metrics`."
+        ),
+        json_schema_extra={"section": "Observability"},
+    )
+    release: str = Field(
+        default="",
+        description=(
+            "The release Sentry reports; empty: the installed package's version, "
+            "`stripe-billing-platform@<version>`."
+        ),
+        json_schema_extra={"section": "Observability"},
+    )
+    admin_api_token: str = Field(
+        default="",
+        description=(
+            "The bearer token of the admin API; while it is empty the admin API answers 503. "
+            'Make one with `python -c "import secrets; print(secrets.token_urlsafe(32))"`.'
+        ),
+        json_schema_extra={"section": "Access"},
+    )
+    auth_jwt_secret: str = Field(
+        default="",
+        description=(
+            "The HS256 secret of the user bearer tokens the host application mints (`sub`: "
+            "the user id, and `email`); while it is empty the user API answers 503. At least "
+            f"{MIN_JWT_SECRET_LENGTH} characters in production."
+        ),
+        json_schema_extra={"section": "Access"},
+    )
+    auth_jwt_issuer: str = Field(
+        default="",
+        description=(
+            "When set, a user token's `iss` must equal it (the host application's name); "
+            "`exp` is always required."
+        ),
+        json_schema_extra={"section": "Access"},
+    )
+    auth_jwt_audience: str = Field(
+        default="",
+        description="When set, a user token's `aud` must equal it.",
+        json_schema_extra={"section": "Access"},
+    )
+    app_billing_url: str = Field(
+        default="http://localhost:3000/billing",
+        description=(
+            "The host application's billing page, an absolute http(s) URL: where Checkout "
+            "and the customer portal send the user back, and the link in the credits-low email."
+        ),
+        json_schema_extra={"section": "Host application"},
+    )
+    checkout_idempotency_window_seconds: int = Field(
+        default=60,
+        gt=0,
+        description=(
+            "Two Checkout requests of one user for the same plan or pack within this many "
+            "seconds (and without an `Idempotency-Key` header) are one request to Stripe: a "
+            "double click opens one session."
+        ),
+        json_schema_extra={"section": "Host application"},
+    )
+    flower_basic_auth: str = Field(
+        default="",
+        description=(
+            "Flower's basic auth, `user:password[,user2:password2]` (no commas in passwords). "
+            "Flower refuses to start without it, except in development on 127.0.0.1."
+        ),
+        json_schema_extra={"section": "Access"},
+    )
+    plans_file: str = Field(
+        default="",
+        description=(
+            "The plan catalogue (TOML); empty: the one shipped in the repository, "
+            "`core/plans.toml`."
+        ),
+        json_schema_extra={"section": "Host application"},
+    )
+    reconcile_at: str = Field(
+        default="03:00",
+        description="When beat starts the nightly subscription reconciliation, `HH:MM` UTC.",
+        json_schema_extra={"section": "Reconciliation and disputes"},
+    )
+    stripe_rate_limit_test: float = Field(
+        default=20,
+        gt=0,
+        description=(
+            "The reconciliation's own ceiling on Stripe requests per second in test mode, "
+            "below Stripe's 25/s so that the nightly scan leaves room for the platform's calls."
+        ),
+        json_schema_extra={"section": "Reconciliation and disputes"},
+    )
+    stripe_rate_limit_live: float = Field(
+        default=80,
+        gt=0,
+        description="The same ceiling in live mode, below Stripe's 100/s.",
+        json_schema_extra={"section": "Reconciliation and disputes"},
+    )
+    dispute_lost_action: Literal["none", "cancel_subscription"] = Field(
+        default="none",
+        description=(
+            "What a lost chargeback does to the customer's subscription besides keeping the "
+            "credit hold: `none`, or `cancel_subscription` to end it."
+        ),
+        json_schema_extra={"section": "Reconciliation and disputes"},
+    )
+    dispute_reminders_at: str = Field(
+        default="08:00",
+        description="When the daily dispute evidence-deadline reminders go out, `HH:MM` UTC.",
+        json_schema_extra={"section": "Reconciliation and disputes"},
+    )
 
-    sweep_interval_seconds: int = Field(default=60, gt=0)
-    sweep_stale_after_seconds: int = Field(default=300, gt=0)
-    task_max_retries: int = Field(default=8, ge=0)
+    sweep_interval_seconds: int = Field(
+        default=60,
+        gt=0,
+        description=(
+            "How often, in seconds, the sweeps look for events and emails stored but not processed."
+        ),
+        json_schema_extra={"section": "Sweep and retries"},
+    )
+    sweep_stale_after_seconds: int = Field(
+        default=300,
+        gt=0,
+        description=(
+            "How long, in seconds, a pending row waits since its last enqueue or claim before "
+            "the sweep enqueues it again (so a claim by a dead worker expires)."
+        ),
+        json_schema_extra={"section": "Sweep and retries"},
+    )
+    task_max_retries: int = Field(
+        default=8,
+        ge=0,
+        description=(
+            "How many times a task retries a transient failure (a lost connection, a timeout, "
+            "Stripe 5xx or 429), with backoff, before its row is marked `failed`."
+        ),
+        json_schema_extra={"section": "Sweep and retries"},
+    )
 
     @field_validator("reconcile_at", "dispute_reminders_at")
     @classmethod
@@ -162,6 +446,15 @@ class Settings(BaseSettings):
     def stripe_secret_key_variable(self) -> str:
         """The variable that holds the key of the configured mode, for messages."""
         return "STRIPE_SECRET_KEY_TEST" if self.stripe_test_mode else "STRIPE_SECRET_KEY_LIVE"
+
+    def price_variable(self, plan_id: str) -> str:
+        """The variable that holds a plan's Stripe price id in the configured mode."""
+        mode = "TEST" if self.stripe_test_mode else "LIVE"
+        return f"{PRICE_VARIABLE_PREFIX}{plan_id.upper()}_{mode}"
+
+    def price_id(self, plan_id: str) -> str | None:
+        """A plan's Stripe price (or legacy plan) id in the configured mode; None when unset."""
+        return getattr(self, self.price_variable(plan_id).lower(), "") or None
 
     @property
     def sqlalchemy_url(self) -> str:

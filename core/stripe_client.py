@@ -18,12 +18,21 @@ TIMEOUT_SECONDS = 20
 logging.getLogger("stripe").setLevel(logging.WARNING)
 
 
+def stripe_unavailable_reason(settings: Settings) -> str | None:
+    """Why these settings give no Stripe client, as every caller says it; None when they do."""
+    if not settings.stripe_enabled:
+        return "Stripe is off: STRIPE_ENABLED is false."
+    if not settings.stripe_secret_key:
+        return f"Stripe is not configured: {settings.stripe_secret_key_variable} is not set."
+    return None
+
+
 def make_stripe_client(
     settings: Settings, *, http_client: stripe.HTTPClient | None = None
 ) -> stripe.StripeClient | None:
     """A client with the key of the configured mode, or None when Stripe is off or unkeyed.
     `http_client` replaces the default transport (the reconciliation's rate-limited one)."""
-    if not settings.stripe_enabled or not settings.stripe_secret_key:
+    if stripe_unavailable_reason(settings) is not None:
         return None
     base = settings.stripe_api_base.rstrip("/")
     return stripe.StripeClient(

@@ -137,6 +137,46 @@ def _line_is_proration(line: StripeDict) -> bool:
     )
 
 
+def line_subscription_id(line: StripeDict) -> str | None:
+    """The subscription a line bills: `line.subscription` (before 2025-03-31.basil), or the
+    subscription its parent item or invoice item belongs to (since)."""
+    return (
+        object_id(line.get("subscription"))
+        or object_id(_dig(line, "parent", "subscription_item_details", "subscription"))
+        or object_id(_dig(line, "parent", "invoice_item_details", "subscription"))
+    )
+
+
+def invoice_prorations(invoice: StripeDict) -> list[StripeDict]:
+    """The invoice's proration lines as `{"subscription", "price", "start", "end", "amount"}`:
+    what a plan change billed, on its own invoice (`always_invoice`) or on the next renewal
+    (`create_prorations`). A positive amount charges for the time left on the line's price;
+    a negative one credits the unused time of the price left behind."""
+    prorations = []
+    for line in invoice_lines(invoice):
+        if not _line_is_proration(line):
+            continue
+        period = line.get("period") or {}
+        prorations.append(
+            {
+                "subscription": line_subscription_id(line) or invoice_subscription_id(invoice),
+                "price": line_price_id(line),
+                "start": period.get("start"),
+                "end": period.get("end"),
+                "amount": int(line.get("amount") or 0),
+            }
+        )
+    return prorations
+
+
+def invoice_status(invoice: StripeDict) -> str | None:
+    """`status`; the oldest shapes have only the `paid` flag."""
+    status = invoice.get("status")
+    if status:
+        return status
+    return "paid" if invoice.get("paid") is True else None
+
+
 def invoice_price_id(invoice: StripeDict) -> str | None:
     """The price the invoice bills: its subscription line's, prorations last."""
     lines = invoice_lines(invoice)

@@ -13,6 +13,8 @@ from core.stripe_objects import (
     invoice_payment_ids,
     invoice_period,
     invoice_price_id,
+    invoice_prorations,
+    invoice_status,
     invoice_subscription_id,
     timestamp,
 )
@@ -29,7 +31,7 @@ def store_invoice(
         "account_id": account.id,
         "stripe_subscription_id": invoice_subscription_id(invoice),
         "number": invoice.get("number"),
-        "status": invoice.get("status"),
+        "status": invoice_status(invoice),
         "billing_reason": invoice.get("billing_reason"),
         "currency": invoice.get("currency") or "usd",
         "amount_due": int(invoice.get("amount_due") or 0),
@@ -42,6 +44,7 @@ def store_invoice(
         "invoice_pdf": invoice.get("invoice_pdf"),
         "period_start": start,
         "period_end": end,
+        "prorations": invoice_prorations(invoice),
         # `date` before 2019-03-14.
         "stripe_created": timestamp(invoice.get("created") or invoice.get("date")),
         "state_as_of": as_of,
@@ -75,6 +78,29 @@ def find_invoice_of_payment(
     if match is None:
         return None
     return session.scalar(select(Invoice).where(match).limit(1))
+
+
+def find_invoice(session: Session, *, invoice_id: str) -> Invoice | None:
+    return session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice_id))
+
+
+def paid_invoices_prorating(
+    session: Session, *, account_id: int, subscription_id: str, price_id: str
+) -> list[Invoice]:
+    """The account's paid invoices with a proration line of that subscription and price,
+    oldest first."""
+    line = [{"subscription": subscription_id, "price": price_id}]
+    return list(
+        session.scalars(
+            select(Invoice)
+            .where(
+                Invoice.account_id == account_id,
+                Invoice.status == "paid",
+                Invoice.prorations.contains(line),
+            )
+            .order_by(Invoice.stripe_created.asc().nulls_last(), Invoice.id)
+        )
+    )
 
 
 def paid_by(

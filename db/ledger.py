@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ def add_entry(
     amount: int,
     payment_intent_id: str | None = None,
     charge_id: str | None = None,
+    stripe_invoice_id: str | None = None,
     stripe_event_id: str | None = None,
     description: str | None = None,
 ) -> CreditEntry | None:
@@ -37,6 +38,7 @@ def add_entry(
             amount=amount,
             payment_intent_id=payment_intent_id,
             charge_id=charge_id,
+            stripe_invoice_id=stripe_invoice_id,
             stripe_event_id=stripe_event_id,
             description=description,
         )
@@ -94,25 +96,65 @@ def latest_grant(session: Session, *, account_id: int) -> CreditEntry | None:
 def find_grant_of_payment(
     session: Session, *, payment_intent_id: str | None, charge_id: str | None
 ) -> CreditEntry | None:
-    """The grant a payment bought: a pack by its payment intent or charge, a period's credits
-    through the invoice that the payment paid."""
+    """The first grant a payment bought (see `grants_of_payment`)."""
+    grants = grants_of_payment(session, payment_intent_id=payment_intent_id, charge_id=charge_id)
+    return grants[0] if grants else None
+
+
+def grants_of_payment(
+    session: Session, *, payment_intent_id: str | None, charge_id: str | None
+) -> list[CreditEntry]:
+    """Every grant a payment bought, oldest first: a pack by its payment intent or charge; a
+    period's credits and the upgrades its invoice paid for, by those ids or through the
+    stored invoice that the payment paid. A renewal that also carries an upgrade's proration
+    bought both."""
     match = paid_by(CreditEntry, payment_intent_id=payment_intent_id, charge_id=charge_id)
     if match is None:
-        return None
-    grant = session.scalar(
-        select(CreditEntry)
-        .where(CreditEntry.kind.in_(GRANT_KINDS), match)
-        .order_by(CreditEntry.id)
-        .limit(1)
-    )
-    if grant is not None:
-        return grant
+        return []
+    grants = {
+        entry.id: entry
+        for entry in session.scalars(
+            select(CreditEntry).where(CreditEntry.kind.in_(GRANT_KINDS), match)
+        )
+    }
     invoice = find_invoice_of_payment(
         session, payment_intent_id=payment_intent_id, charge_id=charge_id
     )
-    if invoice is None:
-        return None
-    return find_entry(session, kind=CreditKind.PLAN_CREDITS, source_id=invoice.stripe_invoice_id)
+    if invoice is not None:
+        for entry in grants_of_invoice(session, invoice_id=invoice.stripe_invoice_id):
+            grants.setdefault(entry.id, entry)
+    return [grants[entry_id] for entry_id in sorted(grants)]
+
+
+def grants_of_invoice(session: Session, *, invoice_id: str) -> list[CreditEntry]:
+    """What an invoice's payment bought, oldest first: its period's credits (keyed by the
+    invoice id; entries older than `stripe_invoice_id` are found by that key alone) and the
+    upgrades whose proration it paid."""
+    return list(
+        session.scalars(
+            select(CreditEntry)
+            .where(
+                CreditEntry.kind.in_(GRANT_KINDS),
+                or_(
+                    CreditEntry.stripe_invoice_id == invoice_id,
+                    and_(
+                        CreditEntry.kind == CreditKind.PLAN_CREDITS,
+                        CreditEntry.source_id == invoice_id,
+                    ),
+                ),
+            )
+            .order_by(CreditEntry.id)
+        )
+    )
+
+
+def bought_with(session: Session, grant: CreditEntry) -> list[CreditEntry]:
+    """The grants one payment bought together with this one (itself included): everything
+    its invoice paid for, or the grant alone (a pack)."""
+    invoice_id = grant.stripe_invoice_id or (
+        grant.source_id if grant.kind == CreditKind.PLAN_CREDITS else None
+    )
+    return grants_of_invoice(session, invoice_id=invoice_id) if invoice_id else [grant]
 
 
 def sum_by_source_prefix(session: Session, *, kind: CreditKind, prefix: str) -> int:

@@ -218,6 +218,11 @@ class Invoice(Base):
     period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stripe_created: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Its proration lines, `{"subscription", "price", "start", "end", "amount"}` each: the plan
+    # changes it bills, so that an upgrade recorded after it was paid still finds it.
+    prorations: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
     state_as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -226,7 +231,9 @@ class Invoice(Base):
 
 class CreditKind(enum.StrEnum):
     PLAN_CREDITS = "plan_credits"  # a paid subscription invoice; source: the invoice id
-    UPGRADE_CREDITS = "upgrade_credits"  # source: `<sub>:<new price>:<period start>`
+    # Granted once the invoice paying the upgrade's proration is paid; source: the key of
+    # its `upgrade_top_ups` row, `<sub>:<new price>:<period start>`.
+    UPGRADE_CREDITS = "upgrade_credits"
     PACK_CREDITS = "pack_credits"  # a one-time credit pack; source: the payment intent
     REFUND = "refund"  # source: `<charge>:<amount refunded so far>`
     DISPUTE_HOLD = "dispute_hold"  # source: the dispute id
@@ -247,6 +254,9 @@ class CreditEntry(Base):
     # The payment a grant came from, so that a refund or a dispute finds what to take back.
     payment_intent_id: Mapped[str | None] = mapped_column(Text, index=True)
     charge_id: Mapped[str | None] = mapped_column(Text, index=True)
+    # The invoice whose payment bought a period's or an upgrade's credits: how a refund or a
+    # dispute finds them when the payment's ids were not on the invoice (newer API versions).
+    stripe_invoice_id: Mapped[str | None] = mapped_column(Text, index=True)
     stripe_event_id: Mapped[str | None] = mapped_column(Text)  # the event that caused it
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -254,6 +264,41 @@ class CreditEntry(Base):
     __table_args__ = (
         UniqueConstraint("kind", "source_id", name="uq_credit_ledger_kind_source"),
         Index("ix_credit_ledger_account_id", "account_id", "id"),
+    )
+
+
+class UpgradeTopUp(Base):
+    """An upgrade within a period, waiting for the invoice that pays its proration: once per
+    subscription, new price and period. Settled by the first paid invoice with a charging
+    proration line of that subscription and price within the period (its own invoice, or the
+    renewal that carries it); the ledger entry, keyed by `key`, carries that invoice and its
+    payment so that a refund or a dispute of the payment finds it."""
+
+    __tablename__ = "upgrade_top_ups"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    key: Mapped[str] = mapped_column(Text, unique=True)  # `<sub>:<new price>:<period start>`
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    stripe_subscription_id: Mapped[str] = mapped_column(Text)
+    price_id: Mapped[str] = mapped_column(Text)  # the price upgraded to
+    old_price_id: Mapped[str] = mapped_column(Text)  # the price it left
+    period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stripe_event_id: Mapped[str | None] = mapped_column(Text)  # the event that recorded it
+    # The paid invoice that settled it, and the credits that granted (0: the period had
+    # already reached the plan); both null while the upgrade is unpaid.
+    stripe_invoice_id: Mapped[str | None] = mapped_column(Text, index=True)
+    credits: Mapped[int | None] = mapped_column(BigInteger)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index(
+            "ix_upgrade_top_ups_unpaid",
+            "stripe_subscription_id",
+            "price_id",
+            postgresql_where=text("settled_at IS NULL"),
+        ),
     )
 
 

@@ -49,8 +49,12 @@ class LocalState:
 # --- Runs -------------------------------------------------------------------------------------
 
 
+# A `running` run nobody has touched for this long lost its process (pages take a second).
+RUN_STALE_AFTER = timedelta(minutes=10)
+
+
 def start_run(
-    session: Session, *, trigger: str, stale_after: timedelta
+    session: Session, *, trigger: str, stale_after: timedelta = RUN_STALE_AFTER
 ) -> tuple[ReconciliationRun, bool]:
     """A new `running` run, or the one already going; (run, created).
 

@@ -1,15 +1,14 @@
-"""Subscriptions: apply Stripe's state under the ordering guard, and record every change.
+"""Subscriptions: the rows, their history and the queries over them.
 
-Every writer goes through `sync_subscription`: webhook handlers, the objects Stripe returns to
-the billing API, and the reconciliation. State older than what is stored (`state_as_of`) is
-skipped, equal times apply, and a subscription that has ended is never brought back.
+Which state is newer and gets written is decided in `billing.subscriptions` (the ordering
+guard); this module only reads, locks and writes what it is told.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -18,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from core.plans import FREE_PLAN
 from core.stripe_objects import (
-    TERMINAL_SUBSCRIPTION_STATUSES,
     StripeDict,
     object_id,
     subscription_period,
@@ -86,24 +84,11 @@ def find_subscription(session: Session, *, subscription_id: str) -> Subscription
     )
 
 
-def sync_subscription(
-    session: Session,
-    *,
-    account: Account,
-    state: SubscriptionState,
-    plan: str | None,
-    as_of: datetime | None,
-    cause: Cause,
-    stripe_event_id: str | None = None,
-) -> SyncResult:
-    """Store the state unless what is stored is newer; record a history row for any change.
-
-    `as_of` is Stripe's `created` of the event that described the state. None means the
-    object is Stripe's answer right now (a fetch, or the reply to our own call): newer than
-    anything stored, so it applies, stamped no earlier than what it replaces."""
-    authoritative = as_of is None
-    # Stripe's `created` has whole seconds: an event of the same second as our fetch applies.
-    as_of = as_of or datetime.now(UTC).replace(microsecond=0)
+def lock_subscription_row(
+    session: Session, *, account: Account, state: SubscriptionState, as_of: datetime
+) -> tuple[Subscription, bool]:
+    """The subscription's row, inserted (with `as_of`) the first time it is met, locked until
+    the transaction ends and read as committed now; (row, created)."""
     inserted = session.execute(
         insert(Subscription)
         .values(
@@ -115,7 +100,6 @@ def sync_subscription(
         .on_conflict_do_nothing(index_elements=[Subscription.stripe_subscription_id])
         .returning(Subscription.id)
     ).scalar_one_or_none()
-    created = inserted is not None
     row = session.scalar(
         select(Subscription)
         .where(Subscription.stripe_subscription_id == state.stripe_subscription_id)
@@ -125,41 +109,7 @@ def sync_subscription(
         .execution_options(populate_existing=True)
     )
     assert row is not None
-    if not created and _is_stale(row, state, row.state_as_of if authoritative else as_of):
-        return SyncResult(subscription=row, applied=False, created=False)
-
-    after = {
-        "status": state.status,
-        "plan": plan,
-        "price_id": state.price_id,
-        "cancel_at_period_end": state.cancel_at_period_end,
-        "current_period_end": state.current_period_end,
-    }
-    changes = {
-        name: [None if created else getattr(row, name), value]
-        for name, value in after.items()
-        if created or getattr(row, name) != value
-    }
-    for name, value in after.items():
-        setattr(row, name, value)
-    row.current_period_start = state.current_period_start
-    row.state_as_of = max(row.state_as_of, as_of)
-    row.missing_in_stripe_since = None
-    if changes:
-        record_change(session, row, changes=changes, cause=cause, stripe_event_id=stripe_event_id)
-    refresh_account_plan(session, account)
-    return SyncResult(subscription=row, applied=True, created=created, changes=changes)
-
-
-def _is_stale(row: Subscription, state: SubscriptionState, as_of: datetime) -> bool:
-    if as_of < row.state_as_of:
-        return True
-    # Stripe never revives an ended subscription, so a non-final state after a final one is
-    # a late delivery, even when Stripe stamped both with the same second.
-    return (
-        row.status in TERMINAL_SUBSCRIPTION_STATUSES
-        and state.status not in TERMINAL_SUBSCRIPTION_STATUSES
-    )
+    return row, inserted is not None
 
 
 def record_change(
@@ -185,31 +135,6 @@ def record_change(
         )
     )
     session.flush()
-
-
-def mark_past_due(
-    session: Session,
-    *,
-    account: Account,
-    subscription: Subscription,
-    as_of: datetime,
-    stripe_event_id: str | None = None,
-) -> bool:
-    """A failed renewal payment makes a paying subscription `past_due`, as Stripe does.
-
-    Only `active` or `trialing` move, and only for an event strictly newer than the stored
-    state: an `incomplete` first payment stays incomplete (it never gave a plan), and an
-    `unpaid` or ended state that Stripe sent in the same second is not undone."""
-    if subscription.status not in ("active", "trialing") or as_of <= subscription.state_as_of:
-        return False
-    changes = {"status": [subscription.status, "past_due"]}
-    subscription.status = "past_due"
-    subscription.state_as_of = as_of
-    record_change(
-        session, subscription, changes=changes, cause=Cause.EVENT, stripe_event_id=stripe_event_id
-    )
-    refresh_account_plan(session, account)
-    return True
 
 
 def live_subscription(session: Session, *, account_id: int) -> Subscription | None:

@@ -8,12 +8,8 @@ from celery import Celery, Task, signals
 from celery.schedules import crontab
 
 from core import log_context
-from core.observability import (
-    bind_stripe_event,
-    celery_scopes_are_isolated,
-    configure_logging,
-    init_sentry,
-)
+from core.log_setup import configure_logging
+from core.sentry import bind_stripe_event, celery_scopes_are_isolated, init_sentry
 from core.settings import Settings, get_settings
 
 WEBHOOKS_QUEUE = "webhooks"
@@ -129,7 +125,6 @@ def _init_worker_observability(instance: object = None, **_: object) -> None:
     # Already now, not only at setup_logging: the worker warns (running as root, say)
     # before Celery sets logging up, and those lines must come out in the format too.
     configure_logging(settings)
-    logging.captureWarnings(True)
     # Before the pool forks, as Sentry's Celery integration asks.
     init_sentry(settings, component="worker")
     if settings.log_format == "json" and instance is not None:

@@ -1,23 +1,23 @@
-"""Email as an outbox: a handler queues a row in its own transaction, `emails.send`
-delivers it after the commit, and the idempotency key makes every repeat a no-op."""
+"""Email as an outbox: a billing rule queues a row in its own transaction (`db.emails`),
+`emails.send` delivers it after the commit, and the idempotency key makes every repeat a
+no-op; the sweep sends what no message announced."""
 
 from __future__ import annotations
 
 import logging
-import re
 from functools import lru_cache
-from typing import Any
 
 import sentry_sdk
 from celery import Task
-from sqlalchemy import event, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, text
 
 from core.metrics import EMAILS, EmailOutcome, email_template_label
-from core.observability import REPORTED, redact_email
+from core.redaction import redact_email, redact_text
+from core.sentry import REPORTED
 from core.settings import get_settings
+from core.task_names import SEND_EMAIL
 from db.models import EmailLog, EmailStatus
+from db.outbox import claim_stale_rows
 from db.session import transaction
 from emails.rendering import EmailRenderer
 from emails.smtp import DeliveryError, SmtpConfig, build_message, deliver
@@ -26,46 +26,8 @@ from tasks.transient import retry_delay
 
 log = logging.getLogger(__name__)
 
-SEND_TASK = "emails.send"
-_AFTER_COMMIT = "emails_to_publish"
-# Anchored at the start of a run of local-part characters: linear, not quadratic, in a long run.
-_ADDRESS = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(\.[\w-]+)+")
+SEND_TASK = SEND_EMAIL
 SWEEP_BATCH_SIZE = 500
-
-
-def queue_email(
-    session: Session, *, key: str, template: str, recipients: list[str], context: dict[str, Any]
-) -> int | None:
-    """Store an email to send once the caller commits; None if this key was queued before."""
-    row_id = session.execute(
-        insert(EmailLog)
-        .values(idempotency_key=key, template=template, recipients=recipients, context=context)
-        .on_conflict_do_nothing(index_elements=[EmailLog.idempotency_key])
-        .returning(EmailLog.id)
-    ).scalar_one_or_none()
-    if row_id is not None:
-        pending: list[int] = session.info.setdefault(_AFTER_COMMIT, [])
-        if not pending:
-            event.listen(session, "after_commit", _publish_after_commit, once=True)
-            event.listen(session, "after_rollback", _forget_after_rollback, once=True)
-        pending.append(row_id)
-    return row_id
-
-
-def _publish_after_commit(session: Session) -> None:
-    for row_id in session.info.pop(_AFTER_COMMIT, []):
-        try:
-            app.send_task(SEND_TASK, args=[row_id])
-        except Exception as exc:  # the row is pending; the email sweep sends it later
-            log.warning("email %s left for the sweep: %s", row_id, exc)
-
-
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
-
-
-def redact_addresses(text_with_addresses: str) -> str:
-    return _ADDRESS.sub(lambda m: redact_email(m.group(0)), text_with_addresses)
 
 
 @lru_cache(maxsize=1)
@@ -124,7 +86,7 @@ def send_email(self: Task, email_log_id: int) -> str:
             "email %s: temporary failure, retry in %ss: %s",
             email_log_id,
             retry_in,
-            redact_addresses(error or ""),
+            redact_text(error or ""),
         )
         raise self.retry(countdown=retry_in)
     return status
@@ -132,7 +94,7 @@ def send_email(self: Task, email_log_id: int) -> str:
 
 def _fail(row: EmailLog, exc: BaseException) -> None:
     row.status = EmailStatus.FAILED
-    detail = redact_addresses(row.last_error or "")
+    detail = redact_text(row.last_error or "")
     # Reported below with its own tags: the logging integration must not send it again.
     log.error(
         "email %s (%s) to %s failed: %s",
@@ -144,7 +106,7 @@ def _fail(row: EmailLog, exc: BaseException) -> None:
     )
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("email_template", row.template)
-        scope.set_tag("email_key", redact_addresses(row.idempotency_key))
+        scope.set_tag("email_key", redact_text(row.idempotency_key))
         sentry_sdk.capture_message(f"email {row.id} ({row.template}) failed: {detail}", "error")
 
 
@@ -158,24 +120,16 @@ def sweep_pending_emails(stale_after_seconds: int | None = None) -> int:
     stale_after = stale_after_seconds
     if stale_after is None:
         stale_after = get_settings().sweep_stale_after_seconds
-    last_touched = func.greatest(EmailLog.created_at, EmailLog.enqueued_at)
     with transaction() as session:
-        stale = (
-            select(EmailLog.id)
-            .where(
-                EmailLog.status == EmailStatus.PENDING,
-                last_touched < func.now() - text(f"interval '{int(stale_after)} seconds'"),
-            )
-            .order_by(EmailLog.id)
-            .limit(SWEEP_BATCH_SIZE)
-            .with_for_update(skip_locked=True)
+        rows = claim_stale_rows(
+            session,
+            model=EmailLog,
+            pending=EmailLog.status == EmailStatus.PENDING,
+            last_touched=func.greatest(EmailLog.created_at, EmailLog.enqueued_at),
+            stale_after_seconds=stale_after,
+            limit=SWEEP_BATCH_SIZE,
+            returning=(EmailLog.id,),
         )
-        row_ids = session.scalars(
-            update(EmailLog)
-            .where(EmailLog.id.in_(stale.scalar_subquery()))
-            .values(enqueued_at=func.now())
-            .returning(EmailLog.id)
-        ).all()
-    for row_id in row_ids:
-        app.send_task(SEND_TASK, args=[row_id])
-    return len(row_ids)
+    for row in rows:
+        app.send_task(SEND_TASK, args=[row.id])
+    return len(rows)

@@ -12,13 +12,12 @@ import sqlalchemy.exc
 import stripe
 from celery.utils.time import get_exponential_backoff_interval
 
+from billing.events import NotYetKnown
+
+__all__ = ["NotYetKnown", "is_transient", "retry_delay"]
+
 RETRY_BACKOFF_FACTOR_SECONDS = 2
 RETRY_BACKOFF_MAX_SECONDS = 600
-
-
-class NotYetKnown(Exception):
-    """Something the event needs has not arrived yet (say, the subscription of a first
-    invoice while Stripe cannot be asked). Retried with backoff like a lost connection."""
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -1,9 +1,14 @@
-"""Test set-up: a database of this run's own, a Redis key prefix of its own, real processes.
+"""Test set-up: two tiers, a database of this run's own, a Redis key prefix of its own.
 
-The run's environment is fixed here, before any project module reads its settings. Each run
-creates `billing_test_<random>` on the PostgreSQL at TEST_POSTGRES_URL (default: the local
-server, trust auth) and drops it at the end, so two runs never collide. Every test makes its
-own event ids, so tests own their rows and need no order.
+Tests under `tests/unit/` are pure: no PostgreSQL, no Redis, no worker or API process
+(`pytest -m "not services"` runs them alone, in seconds, with neither server up). Every other
+test is marked `services` here, so nobody has to remember the marker.
+
+The run's environment is fixed here, before any project module reads its settings. When at
+least one selected test is a `services` test, the run creates `billing_test_<random>` on the
+PostgreSQL at TEST_POSTGRES_URL (default: the local server, trust auth), migrates it, and at
+the end drops it and deletes the run's Redis keys, so two runs never collide. Every test
+makes its own event ids, so tests own their rows and need no order.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -60,9 +66,48 @@ os.environ.update(
 )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+UNIT_TESTS = Path(__file__).parent / "unit"
+_DATABASE_CREATED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: it reads these markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything outside tests/unit needs PostgreSQL and Redis: marked `services`."""
+    for item in items:
+        if UNIT_TESTS not in item.path.parents:
+            item.add_marker(pytest.mark.services)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under `-m "not services"`, nothing outside tests/unit could run: not even imported."""
+    if " ".join(config.option.markexpr.split()) != "not services":
+        return None  # any other expression: everything is collected, then `-m` selects
+    if UNIT_TESTS.parent not in collection_path.parents:
+        return None  # tests/ itself, or a path outside it
+    if collection_path == UNIT_TESTS or UNIT_TESTS in collection_path.parents:
+        return None
+    if collection_path.is_dir() or collection_path.name.startswith("test_"):
+        return True
+    return None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The run's database, once selection is done, and only if a selected test needs it."""
+    if session.config.option.collectonly:
+        return
+    if not any(item.get_closest_marker("services") for item in session.items):
+        return
+    try:
+        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+    except psycopg.OperationalError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        pytest.exit(
+            f"the services tests need PostgreSQL at {ADMIN_URL} ({reason}); "
+            'run `pytest -m "not services"` for the unit tests alone',
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+    session.config.stash[_DATABASE_CREATED] = True
     from core.settings import get_settings
     from db.migrate import upgrade
 
@@ -70,6 +115,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if not config.stash.get(_DATABASE_CREATED, False):
+        return  # a unit-only run: it created nothing and may have no server to ask
     from db.session import get_engine
 
     get_engine().dispose()

@@ -3,15 +3,21 @@
 The command runs in a directory of its own with an environment holding no DATABASE_URL,
 REDIS_URL or any other setting of the platform, so it must start its embedded servers, pick
 free ports (5432 and 6379 are taken here), accept and process a triggered event, and leave no
-process behind on Ctrl-C.
+process behind on Ctrl-C. Its servers must let in no one without their passwords (any local
+user reaches 127.0.0.1), and no line it prints may show those passwords.
+
+Starting the platform takes seconds, so the tests that only look at a running one share it
+(`platform`); those that start, kill or stop it in their own way run their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -21,7 +27,9 @@ from pathlib import Path
 
 import httpx
 import psutil
+import psycopg
 import pytest
+import redis
 
 ADMIN_TOKEN = "up-test-admin-token"
 START_TIMEOUT = 120.0
@@ -79,14 +87,86 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def directory() -> Iterator[Path]:
+@contextlib.contextmanager
+def new_directory() -> Iterator[Path]:
     # Traversable by others: as root the embedded PostgreSQL runs as an unprivileged user,
     # and a pytest tmp_path sits under a 0700 directory.
     path = Path(tempfile.mkdtemp(prefix="billing-up-"))
     path.chmod(0o755)
-    yield path
-    subprocess.run(["rm", "-rf", str(path)], check=False)
+    try:
+        yield path
+    finally:
+        subprocess.run(["rm", "-rf", str(path)], check=False)
+
+
+@pytest.fixture
+def directory() -> Iterator[Path]:
+    with new_directory() as path:
+        yield path
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Up]:
+    """One `billing up` on a bare machine, ready, for the tests that only look at it. Ctrl-C
+    stops it at the end of the module, and that stop is checked: exit code 0, every process
+    it started gone, nothing left working in its directory, its state file removed."""
+    with new_directory() as directory:
+        up = Up(directory, free_port())
+        up.start()
+        assert up.process is not None
+        try:
+            up.wait_for("try: billing trigger", START_TIMEOUT)
+            yield up
+        finally:
+            children = descendants(up.process.pid) if up.process.poll() is None else []
+            up.process.send_signal(signal.SIGINT)
+            code = up.process.wait(timeout=90)
+        assert code == 0, up.log()[-5000:]
+        assert "up      | stopped" in up.log()
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, f"left behind: {[p.pid for p in alive]}"
+        assert running_in(directory) == []
+        assert not (directory / "var" / "up.json").exists()
+
+
+def server_port(directory: Path, name: str) -> int:
+    return json.loads((directory / "var" / "ports.json").read_text())[name]
+
+
+def kept_password(directory: Path, name: str) -> str:
+    """The password `billing up` keeps for a server, checked to be its owner's alone."""
+    path = directory / "var" / f"{name}-password"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    password = path.read_text().strip()
+    assert len(password) >= 32
+    return password
+
+
+def connect_postgres(port: int, password: str | None) -> psycopg.Connection:
+    # No password file or PGPASSWORD of this machine may stand in for the one given.
+    extra = {"password": password} if password is not None else {}
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=port,
+        user="postgres",
+        dbname="billing",
+        passfile=os.devnull,
+        connect_timeout=5,
+        **extra,
+    )
+
+
+def redis_reply(port: int, command: bytes) -> bytes:
+    """The first reply line of a command sent with no authentication at all."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(command + b"\r\n")
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            chunk = sock.recv(1024)
+            if not chunk:
+                break
+            reply += chunk
+    return reply
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -118,57 +198,93 @@ def wait_processed(api_url: str, event_id: str, timeout: float = 60.0) -> dict:
     raise AssertionError(f"{event_id} was not processed in time: {body}")
 
 
-def test_up_on_a_bare_machine_processes_a_triggered_event_and_stops_cleanly(
-    directory: Path,
-) -> None:
-    up = Up(directory, free_port())
-    up.start()
-    assert up.process is not None
+def test_up_on_a_bare_machine_processes_a_triggered_event(platform: Up) -> None:
+    # That it then stops cleanly on Ctrl-C is checked when `platform` stops it.
+    directory = platform.directory
+    assert platform.process is not None
+    state = json.loads((directory / "var" / "up.json").read_text())
+    api_url = state["api_url"]
+    assert api_url == f"http://127.0.0.1:{platform.port}"
+    log = platform.log()
+    assert "embedded PostgreSQL" in log and "embedded Redis" in log
+    ports = json.loads((directory / "var" / "ports.json").read_text())
+    # Where the usual ports are taken (this machine's own servers), others were found.
+    for name, usual in (("postgres", 5432), ("redis", 6379)):
+        assert ports[name] != usual or port_was_free(usual)
+    assert "webhook secret (made for this checkout" in log
+
+    triggered = subprocess.run(
+        [*BILLING, "trigger", "checkout.session.completed"],
+        cwd=directory,
+        env=bare_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+    event_id = next(w for w in triggered.stdout.split() if w.startswith("evt_"))
+    assert " 200" in triggered.stdout
+
+    row = wait_processed(api_url, event_id)
+    assert row["status"] == "processed", row
+    metrics = httpx.get(f"{api_url}/metrics").text
+    assert "checkout.session.completed" in metrics
+
+    children = descendants(platform.process.pid)
+    names = " ".join(" ".join(p.cmdline()) for p in children)
+    for part in ("postgres", "valkey-server", " api ", " worker ", " beat", " flower"):
+        assert part in names, f"{part!r} is not running under billing up: {names}"
+
+
+def test_the_embedded_postgres_lets_no_one_in_without_its_password(platform: Up) -> None:
+    port = server_port(platform.directory, "postgres")
+
+    with pytest.raises(psycopg.OperationalError, match="no password supplied"):
+        connect_postgres(port, None).close()
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        connect_postgres(port, "postgres").close()
+    password = kept_password(platform.directory, "postgres")
+    with connect_postgres(port, password) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
+    # The platform's processes have it in their URL; their command lines (which every local
+    # user can read) do not.
+    assert_passed_to_the_platform(platform, "DATABASE_URL", password)
+
+
+def test_the_embedded_redis_answers_noauth_without_its_password(platform: Up) -> None:
+    port = server_port(platform.directory, "redis")
+
+    assert redis_reply(port, b"PING").startswith(b"-NOAUTH")
+    assert redis_reply(port, b"AUTH not-the-password").startswith(b"-WRONGPASS")
+    password = kept_password(platform.directory, "redis")
+    client = redis.Redis(host="127.0.0.1", port=port, password=password)
     try:
-        up.wait_for("try: billing trigger", START_TIMEOUT)
-        state = json.loads((directory / "var" / "up.json").read_text())
-        api_url = state["api_url"]
-        assert api_url == f"http://127.0.0.1:{up.port}"
-        log = up.log()
-        assert "embedded PostgreSQL" in log and "embedded Redis" in log
-        ports = json.loads((directory / "var" / "ports.json").read_text())
-        # Where the usual ports are taken (this machine's own servers), others were found.
-        for name, usual in (("postgres", 5432), ("redis", 6379)):
-            assert ports[name] != usual or port_was_free(usual)
-        assert "webhook secret (made for this checkout" in log
-
-        triggered = subprocess.run(
-            [*BILLING, "trigger", "checkout.session.completed"],
-            cwd=directory,
-            env=bare_environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert triggered.returncode == 0, triggered.stdout + triggered.stderr
-        event_id = next(w for w in triggered.stdout.split() if w.startswith("evt_"))
-        assert " 200" in triggered.stdout
-
-        row = wait_processed(api_url, event_id)
-        assert row["status"] == "processed", row
-        metrics = httpx.get(f"{api_url}/metrics").text
-        assert "checkout.session.completed" in metrics
-
-        children = descendants(up.process.pid)
-        names = " ".join(" ".join(p.cmdline()) for p in children)
-        for part in ("postgres", "valkey-server", " api ", " worker ", " beat", " flower"):
-            assert part in names, f"{part!r} is not running under billing up: {names}"
+        assert client.ping()
+        assert client.config_get("bind") == {"bind": "127.0.0.1"}
+        assert client.config_get("protected-mode") == {"protected-mode": "yes"}
     finally:
-        children = descendants(up.process.pid) if up.process.poll() is None else []
-        up.process.send_signal(signal.SIGINT)
-        code = up.process.wait(timeout=90)
+        client.close()
+    assert_passed_to_the_platform(platform, "REDIS_URL", password)
 
-    assert code == 0, up.log()[-5000:]
-    assert "up      | stopped" in up.log()
-    _, alive = psutil.wait_procs(children, timeout=5)
-    assert not alive, f"left behind: {[p.pid for p in alive]}"
-    assert running_in(directory) == []
-    assert not (directory / "var" / "up.json").exists()
+
+def assert_passed_to_the_platform(platform: Up, variable: str, password: str) -> None:
+    assert platform.process is not None
+    children = descendants(platform.process.pid)
+    for child in children:
+        assert password not in " ".join(child.cmdline()), child.cmdline()
+    api = next(child for child in children if " api " in " ".join(child.cmdline()))
+    assert f":{password}@127.0.0.1:" in api.environ()[variable]
+
+
+def test_no_printed_line_shows_a_password(platform: Up) -> None:
+    log = platform.log()
+    for name in ("postgres", "redis"):
+        assert kept_password(platform.directory, name) not in log
+    # The URLs are printed with the password masked, and say where it is kept.
+    assert "postgresql+psycopg://postgres:***@127.0.0.1:" in log
+    assert "redis://:***@127.0.0.1:" in log
+    assert "password in var/postgres-password" in log
+    assert "password in var/redis-password" in log
 
 
 def test_a_taken_port_is_refused_with_one_sentence(directory: Path) -> None:
@@ -226,27 +342,37 @@ def test_ctrl_c_before_ready_stops_everything_started_so_far(directory: Path) ->
     assert not (directory / "var" / "up.json").exists()
 
 
+# What `billing up` wrote before its servers had passwords (initdb --auth trust).
+TRUST_PG_HBA = """\
+local   all             all                                     trust
+host    all             all             127.0.0.1/32            trust
+host    all             all             ::1/128                 trust
+"""
+
+
 def test_kill_9_leaves_nothing_serving_and_the_next_run_starts_on_the_same_data(
     directory: Path,
 ) -> None:
-    import psycopg
-
     up = Up(directory, free_port())
     up.start()
     assert up.process is not None
     up.wait_for("try: billing trigger", START_TIMEOUT)
-    postgres_port = json.loads((directory / "var" / "ports.json").read_text())["postgres"]
+    postgres_port = server_port(directory, "postgres")
     children = descendants(up.process.pid)
     # A connected client: PostgreSQL's SIGTERM (smart shutdown) would wait for it forever.
-    with psycopg.connect(
-        host="127.0.0.1", port=postgres_port, user="postgres", dbname="billing", autocommit=True
-    ) as client:
+    with connect_postgres(postgres_port, kept_password(directory, "postgres")) as client:
+        client.autocommit = True
         client.execute("CREATE TABLE kept_across_runs (id int)")
+        # And the data directory is left as a version without passwords left it: open to
+        # every local user, its role without a password, no password file.
+        client.execute("ALTER ROLE postgres PASSWORD NULL")
         up.process.kill()
         up.process.wait(timeout=10)
         _, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, f"left behind: {[' '.join(p.cmdline()) for p in alive]}"
         assert running_in(directory) == []
+    (directory / "var" / "postgres" / "data" / "pg_hba.conf").write_text(TRUST_PG_HBA)
+    (directory / "var" / "postgres-password").unlink()
 
     again = Up(directory, free_port())
     again.log_path = directory / "again.log"
@@ -255,12 +381,11 @@ def test_kill_9_leaves_nothing_serving_and_the_next_run_starts_on_the_same_data(
     try:
         again.wait_for("try: billing trigger", START_TIMEOUT)
         # The same data directory, on the port it had before (it is free again).
-        assert json.loads((directory / "var" / "ports.json").read_text())["postgres"] == (
-            postgres_port
-        )
-        with psycopg.connect(
-            host="127.0.0.1", port=postgres_port, user="postgres", dbname="billing"
-        ) as client:
+        assert server_port(directory, "postgres") == postgres_port
+        # No longer open: it asks for the password this run made.
+        with pytest.raises(psycopg.OperationalError, match="no password supplied"):
+            connect_postgres(postgres_port, None).close()
+        with connect_postgres(postgres_port, kept_password(directory, "postgres")) as client:
             client.execute("SELECT count(*) FROM kept_across_runs")
     finally:
         again.process.send_signal(signal.SIGINT)

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from core.settings import get_settings
+from db.emails import queue_email
 from db.models import EmailLog
 from db.session import new_session, transaction
 from emails.rendering import EmailRenderer
 from emails.samples import SAMPLES
-from emails.smtp import DeliveryError, SmtpConfig, build_message, deliver
-from tasks.emails import queue_email, send_email, sweep_pending_emails
+from tasks.context import publish_email
+from tasks.emails import send_email, sweep_pending_emails
 from tests.support.processes import free_port
-from tests.support.smtp import start_smtp_server
 
 
 def address(kind: str = "user") -> str:
@@ -35,6 +32,7 @@ def queue(template: str, recipients: list[str], context: dict | None = None, key
             template=template,
             recipients=recipients,
             context=SAMPLES[template] if context is None else context,
+            send=publish_email,
         )
 
 
@@ -139,6 +137,7 @@ def test_nothing_is_queued_or_sent_when_the_callers_transaction_rolls_back(smtp_
             template="credits_low",
             recipients=[to],
             context=SAMPLES["credits_low"],
+            send=publish_email,
         )
         raise RuntimeError("the handler failed after queueing")
 
@@ -211,94 +210,3 @@ def test_a_lost_message_is_sent_by_the_email_sweep(smtp_server, worker):
 
     assert sweep_pending_emails(stale_after_seconds=0) >= 1
     assert len(smtp_server.wait_for(to)) == 1
-
-
-# --- transport security -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
-def _authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
-    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-        b"mailer",
-        b"s3cret/pass",
-    )
-    return AuthResult(success=ok, handled=False)
-
-
-def _message(to: str):
-    rendered = EmailRenderer(get_settings()).render("credits_low", SAMPLES["credits_low"])
-    return build_message(
-        rendered, sender="billing@example.com", recipients=[to], idempotency_key=f"test:{to}"
-    )
-
-
-@pytest.mark.parametrize("scheme", ["smtp+starttls", "smtps"])
-def test_tls_and_login_are_used_when_the_url_asks(certificate, monkeypatch, scheme):
-    import ssl
-
-    cert, key = certificate
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test's own certificate
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    port = free_port()
-    # aiosmtpd cannot tell that an implicit-TLS session is encrypted; it is told not to ask.
-    tls = (
-        {"ssl_context": context, "auth_require_tls": False}
-        if scheme == "smtps"
-        else {"tls_context": context, "require_starttls": True}
-    )
-    controller, handler = start_smtp_server(
-        port, authenticator=_authenticator, auth_required=True, **tls
-    )
-    try:
-        to = address()
-        config = SmtpConfig.from_url(f"{scheme}://mailer:s3cret%2Fpass@localhost:{port}")
-        response = deliver(config, _message(to), [to])
-        assert response.startswith("250")
-        assert len(handler.for_recipient(to)) == 1
-
-        wrong = SmtpConfig.from_url(f"{scheme}://mailer:wrong@localhost:{port}")
-        with pytest.raises(DeliveryError) as refused:
-            deliver(wrong, _message(to), [to])
-        assert refused.value.transient is False
-        assert refused.value.smtp_code == 535
-    finally:
-        controller.stop()
-
-
-def test_smtp_urls_are_understood():
-    assert SmtpConfig.from_url("smtp://mail.local:2525") == SmtpConfig(
-        "mail.local", 2525, "plain", None, None
-    )
-    assert SmtpConfig.from_url("smtps://u%40x:p@smtp.example.com") == SmtpConfig(
-        "smtp.example.com", 465, "ssl", "u@x", "p"
-    )
-    assert SmtpConfig.from_url("smtp+starttls://smtp.example.com").port == 587

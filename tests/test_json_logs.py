@@ -9,8 +9,11 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +21,7 @@ import pytest
 
 from core import log_context
 from core.log_context import ContextFilter
-from core.observability import JsonLineFormatter, TextLineFormatter
+from core.log_setup import JsonLineFormatter, TextLineFormatter
 from tests.conftest import WEBHOOK_SECRET, make_client
 from tests.support.events import encode, signed, wait_for_status
 from tests.support.processes import WorkerProcess
@@ -32,14 +35,23 @@ def json_lines(output: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in output.splitlines() if line.strip()]
 
 
-def wait_for_line(worker: WorkerProcess, matches: Any, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in json_lines(worker.log()):
-            if matches(line):
-                return line
+def complete_json_lines(output: str) -> list[dict[str, Any]]:
+    """The lines a running process has finished writing: not a last one still on its way."""
+    return json_lines(output[: output.rfind("\n") + 1])
+
+
+def eventually(check: Callable[[list[dict[str, Any]]], None], log: Callable[[], str]) -> None:
+    """Run `check` on the log's lines until its assertions hold: a process writes its lines
+    when it gets to them, so the test waits for exactly what it asserts."""
+    deadline = time.monotonic() + 20.0
+    while True:
+        try:
+            check(complete_json_lines(log()))
+            return
+        except AssertionError as failure:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{failure}\n{log()[-3000:]}") from failure
         time.sleep(0.05)
-    raise AssertionError(f"no such line:\n{worker.log()[-3000:]}")
 
 
 def lines_of_tasks(lines: list[dict[str, Any]], event_id: str) -> list[dict[str, Any]]:
@@ -79,29 +91,32 @@ def test_every_line_of_an_events_processing_carries_its_id(json_worker):
             assert response.status_code == 200
         assert wait_for_status(paid["id"]).status == "processed"
         assert wait_for_status(waiting["id"]).status == "failed"
-    wait_for_line(worker, lambda line: "email" in line["message"] and "sent to" in line["message"])
-    wait_for_line(worker, lambda line: "raised unexpected" in line["message"])
 
-    lines = json_lines(worker.log())  # every line of the output parses
+    def processed_carries_its_event(lines: list[dict[str, Any]]) -> None:
+        processed = lines_of_tasks(lines, paid["id"])
+        assert {line["task_name"] for line in processed} == {"stripe.invoice.paid", "emails.send"}
+        assert all(line.get("event_id") == paid["id"] for line in processed)
+        assert all(line.get("event_type") == "invoice.paid" for line in processed)
+        messages = [line["message"] for line in processed]
+        assert any(m.startswith(f"handled invoice.paid {paid['id']}") for m in messages)
+        assert any(m.startswith("queued receipt:") for m in messages)
+        assert any(m.startswith("email ") and " sent to " in m for m in messages)
+        # Celery's line of each task: written after the task's own lines, so waited for too.
+        assert sum("succeeded in" in m for m in messages) == 2
+
+    def failed_carries_its_event(lines: list[dict[str, Any]]) -> None:
+        failed = lines_of_tasks(lines, waiting["id"])
+        assert all(line.get("event_id") == waiting["id"] for line in failed)
+        messages = [line["message"] for line in failed]
+        assert any("transient error, retry in" in m for m in messages)
+        assert any(" retry: Retry in " in m for m in messages)  # Celery's
+        assert any(m.startswith("event row ") and "not known yet" in m for m in messages)
+        assert any("raised unexpected" in m for m in messages)  # Celery's
+
+    for check in (processed_carries_its_event, failed_carries_its_event):
+        eventually(check, worker.log)
+    lines = complete_json_lines(worker.log())  # every line of the output parses
     assert all({"timestamp", "level", "logger", "message"} <= line.keys() for line in lines)
-
-    processed = lines_of_tasks(lines, paid["id"])
-    assert {line["task_name"] for line in processed} == {"stripe.invoice.paid", "emails.send"}
-    assert all(line.get("event_id") == paid["id"] for line in processed)
-    assert all(line.get("event_type") == "invoice.paid" for line in processed)
-    messages = [line["message"] for line in processed]
-    assert any(m.startswith(f"handled invoice.paid {paid['id']}") for m in messages)
-    assert any(m.startswith("queued receipt:") for m in messages)
-    assert any(m.startswith("email ") and " sent to " in m for m in messages)
-    assert sum("succeeded in" in m for m in messages) == 2  # Celery's line of each task
-
-    failed = lines_of_tasks(lines, waiting["id"])
-    assert all(line.get("event_id") == waiting["id"] for line in failed)
-    messages = [line["message"] for line in failed]
-    assert any("transient error, retry in" in m for m in messages)
-    assert any(" retry: Retry in " in m for m in messages)  # Celery's
-    assert any(m.startswith("event row ") and "not known yet" in m for m in messages)
-    assert any("raised unexpected" in m for m in messages)  # Celery's
 
     # Addresses are named by their first letter only, everywhere.
     assert ids.email not in worker.log()
@@ -117,8 +132,39 @@ def test_the_api_process_logs_json_lines_too(api_server):
         ).status_code
         == 200
     )
-    lines = json_lines(api_server.log())
+    lines = complete_json_lines(api_server.log())  # every line parses
     assert any(line["logger"].startswith("uvicorn") for line in lines)
+
+
+# What sets logging up in each process: `configure_logging` (the API's and the worker's
+# main process, beat, Flower) and the bare config (what uvicorn applies in its workers).
+SET_UP_LOGGING = {
+    "configure_logging": "from core.log_setup import configure_logging\nconfigure_logging()",
+    "the config alone": "import logging.config\n"
+    "from core.log_setup import logging_config\n"
+    "logging.config.dictConfig(logging_config())",
+}
+
+
+@pytest.mark.parametrize("set_up", SET_UP_LOGGING.values(), ids=SET_UP_LOGGING.keys())
+def test_a_python_warning_is_a_json_line_too(set_up):
+    """A library's warning (redis-py's, say) goes through logging: a JSON line like any
+    other, redacted like any other, not raw text among the JSON."""
+    program = f"{set_up}\nimport warnings\nwarnings.warn('card on file for jane.doe@example.com')"
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    (line,) = json_lines(result.stderr)
+    assert (line["level"], line["logger"]) == ("WARNING", "py.warnings")
+    assert "UserWarning: card on file for j***@example.com" in line["message"]
+    assert "jane.doe@example.com" not in result.stderr
 
 
 # --- The filter and the formatters ----------------------------------------------------

@@ -25,7 +25,7 @@ def run_task(event_type: str, row_id: int) -> None:
 def test_a_handler_effect_and_the_processed_status_commit_together(monkeypatch):
     seen: list[str] = []
 
-    def handler(session, event):
+    def handler(session, ctx, event):
         # The handler runs inside the transaction that will mark its row processed.
         status = session.scalar(select(WebhookEvent.status).where(WebhookEvent.id == event.row_id))
         seen.append(status)
@@ -44,7 +44,7 @@ def test_a_handler_effect_and_the_processed_status_commit_together(monkeypatch):
 def test_bad_data_fails_the_row_at_once_with_its_error(monkeypatch):
     calls = []
 
-    def handler(session, event):
+    def handler(session, ctx, event):
         calls.append(event.id)
         raise ValueError("invoice has no lines")
 
@@ -62,7 +62,7 @@ def test_bad_data_fails_the_row_at_once_with_its_error(monkeypatch):
 
 
 def test_a_failed_handler_leaves_none_of_its_writes(monkeypatch):
-    def handler(session, event):
+    def handler(session, ctx, event):
         session.execute(
             WebhookEvent.__table__.update()
             .where(WebhookEvent.id == event.row_id)
@@ -95,7 +95,7 @@ def test_a_failed_handler_leaves_none_of_its_writes(monkeypatch):
 def test_a_transient_error_is_retried_until_it_succeeds(monkeypatch, error):
     failures = [error, error]
 
-    def handler(session, event):
+    def handler(session, ctx, event):
         if failures:
             raise failures.pop()
 
@@ -123,7 +123,7 @@ def test_a_transient_error_is_retried_until_it_succeeds(monkeypatch, error):
 def test_a_permanent_error_is_not_retried(monkeypatch, error):
     calls = []
 
-    def handler(session, event):
+    def handler(session, ctx, event):
         calls.append(1)
         raise error
 
@@ -138,7 +138,7 @@ def test_a_permanent_error_is_not_retried(monkeypatch, error):
 def test_retries_run_out_and_fail_the_row(monkeypatch):
     monkeypatch.setattr(EVENT_TASKS["invoice.paid"], "max_retries", 2)
 
-    def handler(session, event):
+    def handler(session, ctx, event):
         raise stripe.APIConnectionError("Could not connect to Stripe")
 
     monkeypatch.setitem(registry.HANDLERS, "invoice.paid", handler)
@@ -154,7 +154,7 @@ def test_retries_run_out_and_fail_the_row(monkeypatch):
 @pytest.mark.parametrize("status", ["processed", "failed", "ignored"])
 def test_a_settled_row_is_not_run_again_by_a_late_message(monkeypatch, status):
     calls = []
-    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, e: calls.append(e.id))
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, c, e: calls.append(e.id))
     event = make_event("invoice.paid")
     row_id = store_directly(event, status=status)
 
@@ -166,7 +166,7 @@ def test_a_settled_row_is_not_run_again_by_a_late_message(monkeypatch, status):
 
 def test_a_row_locked_by_a_live_worker_is_skipped(monkeypatch):
     calls = []
-    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, e: calls.append(e.id))
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, c, e: calls.append(e.id))
     event = make_event("invoice.paid")
     row_id = store_directly(event, status="processing", attempts=1)
 
@@ -180,7 +180,7 @@ def test_a_row_locked_by_a_live_worker_is_skipped(monkeypatch):
 
 def test_a_claim_left_by_a_dead_worker_is_taken_over(monkeypatch):
     calls = []
-    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, e: calls.append(e.id))
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, c, e: calls.append(e.id))
     event = make_event("invoice.paid")
     row_id = store_directly(event, status="processing", attempts=1)
 
@@ -193,11 +193,12 @@ def test_a_claim_left_by_a_dead_worker_is_taken_over(monkeypatch):
 
 def test_a_replayed_type_that_is_no_longer_handled_ends_ignored():
     from db.session import transaction
+    from tasks.context import worker_context
     from tasks.events.processing import Outcome, apply, claim
 
     event = make_event("plan.created")
     row_id = store_directly(event, status="queued")
     with transaction() as session:
         taken = claim(session, row_id=row_id)
-    assert apply(row_id=row_id, attempt=taken.attempt) == Outcome.IGNORED
+    assert apply(row_id=row_id, attempt=taken.attempt, ctx=worker_context()) == Outcome.IGNORED
     assert stored(event["id"]).status == "ignored"

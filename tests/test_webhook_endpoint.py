@@ -1,4 +1,5 @@
-"""`POST /api/stripe/webhook`: every answer of the contract, against the real database."""
+"""`POST /api/stripe/webhook`: every documented answer (docs/api.md), against the real
+database."""
 
 from __future__ import annotations
 

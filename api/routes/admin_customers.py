@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel
 
-from api.deps import AdminDep, SessionDep
+from api.deps import AdminDep, NoNulParamsDep, SessionDep
+from api.schemas import (
+    VALIDATION_ERROR,
+    CustomerLedgerEntryOut,
+    CustomerOut,
+    DisputeSummaryOut,
+    SubscriptionSummaryOut,
+)
 from db import ledger
 from db.accounts import find_account
 from db.disputes import list_disputes
@@ -15,41 +19,12 @@ from db.subscriptions import latest_subscription
 
 MAX_DISPUTES = 500
 
-router = APIRouter(prefix="/api/admin/customers", tags=["admin"], dependencies=[AdminDep])
-
-
-class SubscriptionOut(BaseModel):
-    id: str
-    status: str
-    price_id: str | None
-    current_period_end: datetime | None
-    cancel_at_period_end: bool
-
-
-class LedgerEntryOut(BaseModel):
-    amount: int  # credits: grants positive; holds, refunds and spending negative
-    kind: str
-    source_id: str
-    created_at: datetime
-
-
-class DisputeOut(BaseModel):
-    id: str
-    status: str
-    amount: int
-    reason: str | None
-    evidence_due_by: datetime | None
-
-
-class CustomerOut(BaseModel):
-    stripe_customer_id: str
-    user_id: str | None
-    email: str | None
-    plan: str
-    subscription: SubscriptionOut | None
-    credits_balance: int
-    ledger: list[LedgerEntryOut]
-    disputes: list[DisputeOut]
+router = APIRouter(
+    prefix="/api/admin/customers",
+    tags=["admin"],
+    dependencies=[AdminDep, NoNulParamsDep],
+    responses=VALIDATION_ERROR,
+)
 
 
 @router.get("/{customer_id}", response_model=CustomerOut)
@@ -60,6 +35,7 @@ def get_customer(session: SessionDep, customer_id: str) -> CustomerOut:
         raise HTTPException(404, f"No account for customer {customer_id}.")
     subscription = latest_subscription(session, account_id=account.id)
     entries = ledger.entries(session, account_id=account.id)
+    disputes = list_disputes(session, account_id=account.id, limit=MAX_DISPUTES)
     return CustomerOut(
         stripe_customer_id=account.stripe_customer_id,
         user_id=account.user_id,
@@ -67,28 +43,8 @@ def get_customer(session: SessionDep, customer_id: str) -> CustomerOut:
         plan=account.plan,
         subscription=None
         if subscription is None
-        else SubscriptionOut(
-            id=subscription.stripe_subscription_id,
-            status=subscription.status,
-            price_id=subscription.price_id,
-            current_period_end=subscription.current_period_end,
-            cancel_at_period_end=subscription.cancel_at_period_end,
-        ),
+        else SubscriptionSummaryOut.model_validate(subscription),
         credits_balance=sum(e.amount for e in entries),
-        ledger=[
-            LedgerEntryOut(
-                amount=e.amount, kind=e.kind, source_id=e.source_id, created_at=e.created_at
-            )
-            for e in entries
-        ],
-        disputes=[
-            DisputeOut(
-                id=d.stripe_dispute_id,
-                status=d.status,
-                amount=d.amount,
-                reason=d.reason,
-                evidence_due_by=d.evidence_due_by,
-            )
-            for d in list_disputes(session, account_id=account.id, limit=MAX_DISPUTES)
-        ],
+        ledger=[CustomerLedgerEntryOut.model_validate(e) for e in entries],
+        disputes=[DisputeSummaryOut.model_validate(d) for d in disputes],
     )

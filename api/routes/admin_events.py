@@ -3,66 +3,33 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
 from sqlalchemy import select
 
-from api.deps import AdminDep, SessionDep
+from api.deps import AdminDep, NoNulParamsDep, PublisherDep, SessionDep, SettingsDep
+from api.schemas import (
+    VALIDATION_ERROR,
+    ReplayAccepted,
+    WebhookEventDetail,
+    WebhookEventList,
+    WebhookEventOut,
+)
+from billing.replay import mark_for_replay
+from core.task_names import event_task_name
 from db.models import EventStatus, WebhookEvent
-from tasks.events import outbox
-from tasks.events.replay import mark_for_replay
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/admin/webhook-events", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api/admin/webhook-events",
+    tags=["admin"],
+    dependencies=[AdminDep, NoNulParamsDep],
+    responses=VALIDATION_ERROR,
+)
 
 MAX_LIMIT = 500
-
-
-class WebhookEventOut(BaseModel):
-    id: str
-    type: str
-    status: EventStatus
-    attempts: int
-    last_error: str | None
-    received_at: datetime
-    processed_at: datetime | None
-    api_version: str | None
-    livemode: bool
-    account: str | None
-    created: datetime | None
-
-    @classmethod
-    def of(cls, row: WebhookEvent) -> WebhookEventOut:
-        return cls(
-            id=row.stripe_event_id,
-            type=row.type,
-            status=EventStatus(row.status),
-            attempts=row.attempts,
-            last_error=row.last_error,
-            received_at=row.received_at,
-            processed_at=row.processed_at,
-            api_version=row.api_version,
-            livemode=row.livemode,
-            account=row.account,
-            created=row.stripe_created,
-        )
-
-
-class WebhookEventDetail(WebhookEventOut):
-    payload: dict[str, Any]
-
-
-class WebhookEventList(BaseModel):
-    items: list[WebhookEventOut]
-
-
-class ReplayAccepted(BaseModel):
-    event_id: str
-    status: EventStatus
 
 
 @router.get("", response_model=WebhookEventList)
@@ -78,7 +45,9 @@ def list_webhook_events(
         query = query.where(WebhookEvent.status == status)
     if type:
         query = query.where(WebhookEvent.type == type)
-    return WebhookEventList(items=[WebhookEventOut.of(r) for r in session.scalars(query)])
+    return WebhookEventList(
+        items=[WebhookEventOut.model_validate(r) for r in session.scalars(query)]
+    )
 
 
 def _get(session: SessionDep, event_id: str) -> WebhookEvent:
@@ -91,20 +60,21 @@ def _get(session: SessionDep, event_id: str) -> WebhookEvent:
 @router.get("/{event_id}", response_model=WebhookEventDetail)
 def get_webhook_event(session: SessionDep, event_id: str) -> WebhookEventDetail:
     """One stored event, with its payload."""
-    row = _get(session, event_id)
-    return WebhookEventDetail(**WebhookEventOut.of(row).model_dump(), payload=row.payload)
+    return WebhookEventDetail.model_validate(_get(session, event_id))
 
 
 @router.post("/{event_id}/replay", status_code=202, response_model=ReplayAccepted)
-def replay_webhook_event(session: SessionDep, event_id: str) -> ReplayAccepted:
+def replay_webhook_event(
+    session: SessionDep, settings: SettingsDep, publisher: PublisherDep, event_id: str
+) -> ReplayAccepted:
     """Process a stored event again; its handler's effects are idempotent."""
-    row = mark_for_replay(session, stripe_event_id=event_id)
+    row = mark_for_replay(session, stripe_event_id=event_id, live=not settings.stripe_test_mode)
     if row is None:
         raise HTTPException(404, f"No stored event {event_id}.")
     session.commit()
     if row.status == EventStatus.QUEUED:
         try:
-            outbox.publish([(row.id, row.type)])
+            publisher.send_task(event_task_name(row.type), args=[row.id])
         except Exception as exc:  # the row is `queued`; the sweep publishes it later
             log.warning("replay of %s left for the sweep: %s", event_id, exc)
     return ReplayAccepted(event_id=event_id, status=EventStatus(row.status))

@@ -2,21 +2,21 @@
 plan changes, cancellation, the customer portal, invoices and credits.
 
 Local state changes only from Stripe's own objects: what Stripe answers here goes through the
-event handlers' functions, and the webhooks that follow find it already done."""
+same `billing` functions as the events, and the webhooks that follow find it already done.
+The routes parse, authorise, call `billing` and map its answers."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy.orm import Session
 
-from api.auth import User, UserDep
-from api.billing import checkout, credits, customers, subscriptions
-from api.billing.idempotent_requests import Answer, KeyReused, earlier_answer, keep_answer
-from api.deps import CatalogueDep, SessionDep, SettingsDep, StripeDep
-from api.routes.billing_models import (
+from api.auth import UserDep
+from api.deps import BillingDep, SessionDep, StripeBillingDep
+from api.idempotent_requests import REPLAYED_HEADER, Answer, IdempotencyKeyDep, IdempotentDep
+from api.schemas import (
+    VALIDATION_ERROR,
     BillingInfo,
     CancelRequest,
     CheckoutOut,
@@ -32,8 +32,9 @@ from api.routes.billing_models import (
     PortalOut,
     SubscriptionOut,
 )
-from core.plans import FREE_PLAN, Catalogue, CreditPack, Plan
-from core.settings import Settings
+from billing import checkout, credits, customers, plan_changes
+from billing.context import BillingContext
+from core.plans import FREE_PLAN, CreditPack, Plan
 from db import ledger
 from db.accounts import account_of_user
 from db.invoices import invoices_page
@@ -42,7 +43,7 @@ from db.subscriptions import latest_subscription, live_subscription
 
 MAX_PAGE = 100
 MAX_CURSOR = 2**63 - 1  # a bigint id
-MAX_KEY_LENGTH = 255
+CONSUME = "credits.consume"  # the idempotency keys' operation, as stored since the start
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -55,30 +56,12 @@ def _replayable(*codes: int) -> dict[int | str, dict[str, Any]]:
         "description": "`true` when this is the first answer again, for a repeated key.",
         "schema": {"type": "string", "enum": ["true"]},
     }
-    return {200: {"headers": {"Idempotent-Replayed": replayed}}, **_errors(*codes)}
+    return {200: {"headers": {REPLAYED_HEADER: replayed}}, **_errors(*codes)}
 
 
-router = APIRouter(prefix="/api/billing", tags=["billing"])
+router = APIRouter(prefix="/api/billing", tags=["billing"], responses=VALIDATION_ERROR)
 
 
-def idempotency_key(
-    key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Retrying with the same key repeats nothing: the first answer is "
-            "returned. Up to 255 characters.",
-        ),
-    ] = None,
-) -> str | None:
-    if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH and key.isprintable()):
-        raise HTTPException(
-            400, "The Idempotency-Key header must be 1 to 255 printable characters."
-        )
-    return key
-
-
-IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
 CursorQuery = Annotated[
     int | None, Query(ge=1, le=MAX_CURSOR, description="`next_cursor` of the last page")
 ]
@@ -115,9 +98,7 @@ def create_checkout_session(
     body: CheckoutRequest,
     user: UserDep,
     session: SessionDep,
-    settings: SettingsDep,
-    catalogue: CatalogueDep,
-    client: StripeDep,
+    ctx: StripeBillingDep,
     key: IdempotencyKeyDep,
 ) -> CheckoutOut:
     """A Stripe Checkout Session for a paid plan or a credit pack; send the user to `url`.
@@ -126,7 +107,7 @@ def create_checkout_session(
     (CHECKOUT_IDEMPOTENCY_WINDOW_SECONDS) get the same session."""
     plan = pack = None
     if body.plan is not None:
-        plan = _paid_plan(body.plan, catalogue, settings)
+        plan = _paid_plan(body.plan, ctx)
         account = account_of_user(session, user_id=user.id)
         current = live_subscription(session, account_id=account.id) if account else None
         if current is not None:
@@ -136,26 +117,25 @@ def create_checkout_session(
                 "POST /api/billing/subscription/change.",
             )
     else:
-        pack = catalogue.pack(body.pack)
+        pack = ctx.catalogue.pack(body.pack)
         if pack is None:
-            known = ", ".join(catalogue.packs) or "none"
+            known = ", ".join(ctx.catalogue.packs) or "none"
             raise HTTPException(400, f"Unknown credit pack {body.pack!r}; the packs are {known}.")
-    account = customers.get_or_create_customer(session, client, user=user)
+    account = customers.get_or_create_customer(session, ctx, user_id=user.id, email=user.email)
     # The customer is Stripe's now: keep it whatever happens to the Checkout call.
     session.commit()
     opened = checkout.create_checkout(
-        client,
-        settings,
-        user=user,
+        ctx,
+        user_id=user.id,
         customer_id=account.stripe_customer_id,
         plan=plan,
         pack=pack,
         idempotency_key=checkout.checkout_idempotency_key(
-            user=user,
+            ctx,
+            user_id=user.id,
             customer_id=account.stripe_customer_id,
             item=_item_name(plan=plan, pack=pack),
             header_key=key,
-            window_seconds=settings.checkout_idempotency_window_seconds,
         ),
     )
     return CheckoutOut(url=opened.url, session_id=opened.id)
@@ -170,10 +150,8 @@ def change_subscription_plan(
     body: PlanChangeRequest,
     user: UserDep,
     session: SessionDep,
-    settings: SettingsDep,
-    catalogue: CatalogueDep,
-    client: StripeDep,
-    key: IdempotencyKeyDep,
+    ctx: StripeBillingDep,
+    idempotent: IdempotentDep,
 ) -> Any:
     """Move the subscription to another paid plan; Stripe prorates and charges the difference
     now (a declined card is 402 and changes nothing). With an `Idempotency-Key`, a retry
@@ -182,33 +160,28 @@ def change_subscription_plan(
         raise HTTPException(
             400, "To move to the free plan, cancel: POST /api/billing/subscription/cancel."
         )
-    plan = _paid_plan(body.plan, catalogue, settings)
-    request = body.model_dump()
-    if key is not None:
-        earlier = _earlier(
-            session, user=user, operation="subscription.change", key=key, request=request
-        )
-        if earlier is not None:
-            return earlier
+    plan = _paid_plan(body.plan, ctx)
+    if (earlier := idempotent.replay("subscription.change", body.model_dump())) is not None:
+        return earlier
     account, current = _live_subscription_of(session, user_id=user.id)
     if current.plan == plan.id:
         raise HTTPException(409, f"You are already on the {plan.id} plan.")
     try:
-        result = subscriptions.change_plan(
-            session, client, account=account, subscription=current, plan=plan, idempotency_key=key
+        result = plan_changes.change_plan(
+            session,
+            ctx,
+            account=account,
+            subscription=current,
+            plan=plan,
+            idempotency_key=idempotent.key,
         )
-    except subscriptions.AlreadyOnPlan:
+    except plan_changes.AlreadyOnPlan:
         raise HTTPException(409, f"You are already on the {plan.id} plan.") from None
-    except subscriptions.NoLongerLive:
+    except plan_changes.NoLongerLive:
         raise _no_live_subscription() from None
-    return _answer(
-        session,
-        user=user,
-        operation="subscription.change",
-        key=key,
-        request=request,
-        subscription=result.subscription,
-    )
+    response = idempotent.keep(_subscription_answer(result.subscription))
+    session.commit()
+    return response
 
 
 @router.post(
@@ -217,53 +190,39 @@ def change_subscription_plan(
 def cancel_subscription(
     user: UserDep,
     session: SessionDep,
-    client: StripeDep,
-    key: IdempotencyKeyDep,
+    ctx: StripeBillingDep,
+    idempotent: IdempotentDep,
     body: CancelRequest | None = None,
 ) -> Any:
     """Cancel at the end of the paid period (the default), or at once. With an
     `Idempotency-Key`, a retry gets the first answer even after the subscription ended."""
-    request = (body or CancelRequest()).model_dump()
-    if key is not None:
-        earlier = _earlier(
-            session, user=user, operation="subscription.cancel", key=key, request=request
-        )
-        if earlier is not None:
-            return earlier
+    request = body or CancelRequest()
+    if (earlier := idempotent.replay("subscription.cancel", request.model_dump())) is not None:
+        return earlier
     account, current = _live_subscription_of(session, user_id=user.id)
     try:
-        result = subscriptions.cancel_subscription(
+        result = plan_changes.cancel_subscription(
             session,
-            client,
+            ctx,
             account=account,
             subscription=current,
-            at_period_end=request["at_period_end"],
+            at_period_end=request.at_period_end,
         )
-    except subscriptions.NoLongerLive:
+    except plan_changes.NoLongerLive:
         raise _no_live_subscription() from None
-    return _answer(
-        session,
-        user=user,
-        operation="subscription.cancel",
-        key=key,
-        request=request,
-        subscription=result.subscription,
-    )
+    response = idempotent.keep(_subscription_answer(result.subscription))
+    session.commit()
+    return response
 
 
 @router.post("/portal", response_model=PortalOut, responses=_errors(400, 404))
-def open_customer_portal(
-    user: UserDep, session: SessionDep, settings: SettingsDep, client: StripeDep
-) -> PortalOut:
+def open_customer_portal(user: UserDep, session: SessionDep, ctx: StripeBillingDep) -> PortalOut:
     """A Stripe customer portal session (payment methods, invoices); send the user to `url`."""
-    account = customers.existing_customer(session, client, user=user)
+    account = customers.existing_customer(session, ctx, user_id=user.id)
     if account is None:
         raise HTTPException(404, "You have no billing account yet: start with a Checkout.")
     session.commit()  # what Stripe said of the customer
-    portal = client.v1.billing_portal.sessions.create(
-        params={"customer": account.stripe_customer_id, "return_url": settings.app_billing_url}
-    )
-    return PortalOut(url=portal.url)
+    return PortalOut(url=customers.portal_url(ctx, account=account))
 
 
 @router.get("/invoices", response_model=InvoicePage, responses=_errors())
@@ -278,7 +237,9 @@ def list_invoices(
         invoices_page(session, account_id=account.id, limit=limit + 1, before_id=cursor), limit
     )
     return InvoicePage(
-        items=[InvoiceOut.of(row) for row in rows], has_more=more, next_cursor=next_cursor
+        items=[InvoiceOut.model_validate(row) for row in rows],
+        has_more=more,
+        next_cursor=next_cursor,
     )
 
 
@@ -296,7 +257,7 @@ def list_credits(
     )
     return CreditsPage(
         credits_balance=ledger.balance(session, account_id=account.id),
-        ledger=[LedgerEntryOut.of(row) for row in rows],
+        ledger=[LedgerEntryOut.model_validate(row) for row in rows],
         has_more=more,
         next_cursor=next_cursor,
     )
@@ -307,39 +268,50 @@ def consume_credits(
     body: ConsumeRequest,
     user: UserDep,
     session: SessionDep,
-    settings: SettingsDep,
-    catalogue: CatalogueDep,
-    key: IdempotencyKeyDep,
+    ctx: BillingDep,
+    idempotent: IdempotentDep,
 ) -> Any:
     """Spend credits, once per `Idempotency-Key` (required). A retry with the same key gets
     the first answer (header `Idempotent-Replayed: true`); the same key with another body is
     409; a short balance is 402."""
-    if key is None:
+    if idempotent.key is None:
         raise HTTPException(400, "The Idempotency-Key header is required to spend credits.")
-    try:
-        answer = credits.consume_credits(
-            session,
-            user=user,
-            key=key,
-            amount=body.amount,
-            reason=body.reason,
-            catalogue=catalogue,
-            settings=settings,
-        )
-    except KeyReused:
-        raise _key_reused() from None
+    if (earlier := idempotent.replay(CONSUME, body.model_dump())) is not None:
+        return earlier
+    spent = credits.spend_credits(
+        session, ctx, user_id=user.id, key=idempotent.key, amount=body.amount, reason=body.reason
+    )
+    response = idempotent.keep(_spend_answer(spent))
     session.commit()
-    return _reply(answer)
+    return response
 
 
-def _paid_plan(plan_id: str, catalogue: Catalogue, settings: Settings) -> Plan:
+def _spend_answer(spent: credits.Spent | credits.Short) -> Answer:
+    if isinstance(spent, credits.Short):
+        detail = (
+            f"Not enough credits: the balance is {spent.balance}, the request needs {spent.amount}."
+        )
+        return Answer(402, {"detail": detail})
+    return Answer(
+        200,
+        {
+            "id": spent.entry.id,
+            "amount": -spent.entry.amount,
+            "reason": spent.entry.description,
+            "credits_balance": spent.balance,
+            "created_at": spent.entry.created_at.isoformat(),
+        },
+    )
+
+
+def _paid_plan(plan_id: str, ctx: BillingContext) -> Plan:
+    catalogue = ctx.catalogue
     plan = catalogue.plan(plan_id)
     if plan is None or plan.id == FREE_PLAN:
         paid = ", ".join(p for p in catalogue.plans if p != FREE_PLAN)
         raise HTTPException(400, f"Unknown plan {plan_id!r}; the paid plans are {paid}.")
     if plan.price_id is None:
-        mode = "TEST" if settings.stripe_test_mode else "LIVE"
-        variable = f"STRIPE_PRICE_{plan.id.upper()}_{mode}"
+        variable = ctx.settings.price_variable(plan.id)
         raise HTTPException(503, f"The {plan.id} plan has no Stripe price: {variable} is not set.")
     return plan
 
@@ -372,44 +344,6 @@ def _item_name(*, plan: Plan | None, pack: CreditPack | None) -> str:
     return f"pack:{pack.id}"
 
 
-def _key_reused() -> HTTPException:
-    return HTTPException(
-        409, "This Idempotency-Key was already used with a different request body."
-    )
-
-
-def _reply(answer: Answer) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
-    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
-
-
-def _earlier(
-    session: Session, *, user: User, operation: str, key: str, request: dict[str, Any]
-) -> JSONResponse | None:
-    """The answer this key already had, or None (and the key held) for a first request."""
-    try:
-        earlier = earlier_answer(
-            session, user_id=user.id, operation=operation, key=key, request=request
-        )
-    except KeyReused:
-        raise _key_reused() from None
-    return None if earlier is None else _reply(earlier)
-
-
-def _answer(
-    session: Session,
-    *,
-    user: User,
-    operation: str,
-    key: str | None,
-    request: dict[str, Any],
-    subscription: Subscription,
-) -> JSONResponse:
-    """Commit Stripe's answer as stored, kept under the key when there is one."""
-    answer = Answer(200, SubscriptionOut.of(subscription).model_dump(mode="json"))
-    if key is not None:
-        keep_answer(
-            session, user_id=user.id, operation=operation, key=key, request=request, answer=answer
-        )
-    session.commit()
-    return _reply(answer)
+def _subscription_answer(subscription: Subscription) -> Answer:
+    """The subscription as Stripe's answer left it."""
+    return Answer(200, SubscriptionOut.model_validate(subscription).model_dump(mode="json"))

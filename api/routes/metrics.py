@@ -30,9 +30,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from psycopg.conninfo import conninfo_to_dict
 
+from billing.registry import HANDLERS
 from core.metrics import email_template_label, email_templates, event_type_label, exposition
 from core.settings import Settings
-from tasks.events.registry import HANDLERS
 
 log = logging.getLogger(__name__)
 

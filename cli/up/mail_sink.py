@@ -17,7 +17,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from core.observability import redact_email
+from core.redaction import redact_email
 
 
 class MailSinkError(Exception):

@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cli.up.errors import UpError
 
 HOST = "127.0.0.1"
+DEFAULT_PORTS = {"api": 8000, "flower": 5555, "smtp": 1025, "postgres": 5432, "redis": 6379}
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports of one run; None for a server the settings replace (DATABASE_URL, REDIS_URL,
+    SMTP_URL), which this run does not start."""
+
+    api: int
+    flower: int
+    smtp: int | None
+    postgres: int | None
+    redis: int | None
 
 
 def is_free(port: int, host: str = HOST) -> bool:
@@ -42,3 +59,37 @@ def preferred_or_free(preferred: int, taken: set[int]) -> int:
         if port not in taken:
             taken.add(port)
             return port
+
+
+def plan_ports(
+    *,
+    api: int | None,
+    remembered: Mapping[str, int],
+    embedded_database: bool,
+    embedded_redis: bool,
+    mail_sink: bool,
+) -> Ports:
+    """The ports of this run: `api` (from --port) exactly, or refused when taken; the others
+    their usual port when free, else a free one.
+
+    The servers' last ports (`remembered`) come first, so that a psql or a Redis client keeps
+    working across restarts; the API, Flower and the sink go back to their usual ports
+    whenever free.
+    """
+    preferred = {**DEFAULT_PORTS, **remembered}
+    taken: set[int] = set()
+    if api is not None:
+        if not is_free(api):
+            raise UpError(f"port {api} (--port) is in use; pick another or leave --port out.")
+        taken.add(api)
+    else:
+        api = preferred_or_free(preferred["api"], taken)
+    postgres = preferred_or_free(preferred["postgres"], taken) if embedded_database else None
+    redis = preferred_or_free(preferred["redis"], taken) if embedded_redis else None
+    return Ports(
+        api=api,
+        flower=preferred_or_free(preferred["flower"], taken),
+        smtp=preferred_or_free(preferred["smtp"], taken) if mail_sink else None,
+        postgres=postgres,
+        redis=redis,
+    )

@@ -55,15 +55,24 @@ def _signal_when_orphaned(death_signal: signal.Signals) -> Callable[[], None] | 
 
 
 class Output:
-    """One line at a time from every child, each with its name in front."""
+    """One line at a time from every child, each with its name in front, and with the
+    secrets it was told to hide masked whoever printed them."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self.colour = self.stream.isatty() and not os.environ.get("NO_COLOR")
         self._lock = threading.Lock()
         self._colours: dict[str, str] = {}
+        self._hidden: list[str] = []
+
+    def hide(self, secret: str) -> None:
+        """Mask `secret` in every line from now on (a child's log line may show a URL)."""
+        if secret:
+            self._hidden.append(secret)
 
     def line(self, name: str, text: str) -> None:
+        for secret in self._hidden:
+            text = text.replace(secret, "***")
         prefix = f"{name:<{NAME_WIDTH}}|"
         if self.colour:
             code = self._colours.setdefault(name, COLOURS[len(self._colours) % len(COLOURS)])
@@ -105,19 +114,28 @@ class Supervisor:
         *,
         env: dict[str, str],
         user: str | None = None,
+        stdin: str | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
         death_signal: signal.Signals = signal.SIGKILL,
     ) -> Child:
+        """Start `argv`; `stdin`, when given, is written to its standard input, then closed
+        (settings that must stay off a command line every local user can read)."""
         process = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             env=env,
             user=user,
             start_new_session=True,
             preexec_fn=_signal_when_orphaned(death_signal),
         )
+        if process.stdin is not None:
+            # A few bytes: the pipe's buffer holds them whether or not the child reads yet.
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.write((stdin or "").encode())
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.close()
         reader = threading.Thread(
             target=self._tail, args=(name, process), name=f"tail-{name}", daemon=True
         )

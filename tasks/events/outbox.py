@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, func, update
 
 from core.settings import get_settings
 from db.models import PENDING_STATUSES, EventStatus, WebhookEvent
+from db.outbox import claim_stale_rows
 from db.session import transaction
 from tasks.celery_app import app
 from tasks.events.registry import HANDLERS, task_name
@@ -57,29 +58,22 @@ def sweep_unprocessed_events(stale_after_seconds: int | None = None) -> int:
         WebhookEvent.received_at, WebhookEvent.enqueued_at, WebhookEvent.claimed_at
     )
     with transaction() as session:
-        stale = (
-            select(WebhookEvent.id)
-            .where(
-                WebhookEvent.status.in_(PENDING_STATUSES),
-                last_touched < func.now() - text(f"interval '{int(stale_after)} seconds'"),
-            )
-            .order_by(WebhookEvent.id)
-            .limit(SWEEP_BATCH_SIZE)
-            .with_for_update(skip_locked=True)
-        )
-        rows = session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.id.in_(stale.scalar_subquery()))
-            .values(
-                # A type dropped from the registry since it was stored has no task any more.
-                status=case(
+        rows = claim_stale_rows(
+            session,
+            model=WebhookEvent,
+            pending=WebhookEvent.status.in_(PENDING_STATUSES),
+            last_touched=last_touched,
+            stale_after_seconds=stale_after,
+            limit=SWEEP_BATCH_SIZE,
+            # A type dropped from the registry since it was stored has no task any more.
+            values={
+                "status": case(
                     (WebhookEvent.type.in_(list(HANDLERS)), EventStatus.QUEUED.value),
                     else_=EventStatus.IGNORED.value,
-                ),
-                enqueued_at=func.now(),
-            )
-            .returning(WebhookEvent.id, WebhookEvent.type, WebhookEvent.status)
-        ).all()
+                )
+            },
+            returning=(WebhookEvent.id, WebhookEvent.type, WebhookEvent.status),
+        )
     rows = [row for row in rows if row.status == EventStatus.QUEUED]
     if rows:
         log.warning("sweep: enqueuing %d stored events again", len(rows))

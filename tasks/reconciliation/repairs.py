@@ -1,42 +1,43 @@
 """Repairs: a drifted or unknown subscription opens a transaction of its own, which takes the
 customer's lock (as the event handlers do) and writes Stripe's state through
 `apply_stripe_subscription` with the reconciliation as the cause: the ordering guard, the
-history, the ledger and the emails are the handlers'. A drifted one is fetched again first
+history, the ledger and the emails are the billing rules'. A drifted one is fetched again first
 (Stripe's state now, so a webhook applied meanwhile is not undone); an unknown one is stored
 from its page, stamped a second before the page was asked for."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import stripe
 from sqlalchemy.orm import Session
 
+from billing.accounts import adopt_customer, fetch_customer
+from billing.context import BillingContext
+from billing.subscriptions import apply_stripe_subscription, notify_canceled, plan_change
 from core.stripe_objects import StripeDict, timestamp
 from db import reconciliation as records
 from db.accounts import find_account
 from db.locks import lock_customer
 from db.models import Account
 from db.reconciliation import LocalState
+from db.reconciliation_report import ItemKind, Report
 from db.session import transaction
 from db.subscriptions import Cause, SubscriptionState, SyncResult
-from tasks.events.handlers.common import adopt_customer, retrieve_or_none
-from tasks.events.handlers.subscriptions import (
-    apply_stripe_subscription,
-    notify_canceled,
-    plan_change,
-)
+from tasks.context import worker_context
 from tasks.reconciliation.drift import Difference, differences
 from tasks.reconciliation.missed_events import LOOKBACK
-from tasks.reconciliation.model import ItemKind, Report
 from tasks.reconciliation.recording import Recorder
 
 
 class Repairs:
-    """A pass's repairs, made with its client and noted by its recorder (dry: noted only)."""
+    """A pass's repairs, made with its client and noted by its recorder (dry: noted only).
+    The billing rules get the worker's context with this pass's (rate-limited) client."""
 
     def __init__(self, *, client: stripe.StripeClient, recorder: Recorder) -> None:
         self.client, self.recorder = client, recorder
+        self.ctx: BillingContext = dataclasses.replace(worker_context(), stripe=client)
         self.dry = recorder.dry
 
     @property
@@ -57,6 +58,7 @@ class Repairs:
             account = self._account(session, state.customer_id, listed)
             result = apply_stripe_subscription(
                 session,
+                self.ctx,
                 account=account,
                 subscription=listed,
                 as_of=listed_at,
@@ -117,13 +119,21 @@ class Repairs:
         account = self._account(session, fresh.customer_id, subscription)
         result = apply_stripe_subscription(
             session,
+            self.ctx,
             account=account,
             subscription=subscription,
             as_of=None,
             cause=Cause.RECONCILIATION,
         )
         if result.applied:
-            follow_up(session, account=account, subscription=subscription, copy=copy, result=result)
+            follow_up(
+                session,
+                self.ctx,
+                account=account,
+                subscription=subscription,
+                copy=copy,
+                result=result,
+            )
         reason = (
             "repaired from Stripe's current state"
             if result.applied
@@ -137,10 +147,12 @@ class Repairs:
         """The customer's account; a customer met for the first time is fetched with this
         (rate-limited) client and adopted from its own object."""
         if find_account(session, customer_id=customer_id) is None:
-            customer = retrieve_or_none(lambda: self.client.v1.customers.retrieve(customer_id))
+            customer = fetch_customer(self.ctx, customer_id)
             if customer is not None and not customer.get("deleted"):
-                return adopt_customer(session, customer_id=customer_id, source=customer, as_of=None)
-        return adopt_customer(session, customer_id=customer_id, source=subscription)
+                return adopt_customer(
+                    session, self.ctx, customer_id=customer_id, source=customer, as_of=None
+                )
+        return adopt_customer(session, self.ctx, customer_id=customer_id, source=subscription)
 
     def _note_adopted(
         self,
@@ -179,6 +191,7 @@ class Repairs:
 
 def follow_up(
     session: Session,
+    ctx: BillingContext,
     *,
     account: Account,
     subscription: StripeDict,
@@ -189,13 +202,15 @@ def follow_up(
     price = SubscriptionState.from_stripe(subscription).price_id
     if copy.price_id and price and copy.price_id != price:
         # Keyed like the event's grant and email: a late event adds nothing.
-        plan_change(session, account=account, subscription=subscription, old_price=copy.price_id)
+        plan_change(
+            session, ctx, account=account, subscription=subscription, old_price=copy.price_id
+        )
     if (
         result.subscription.status == "canceled"
         and copy.status != "canceled"
         and ended_recently(subscription)
     ):
-        notify_canceled(session, account=account, result=result)
+        notify_canceled(session, ctx, account=account, result=result)
 
 
 def ended_recently(subscription: StripeDict) -> bool:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tasks.reconciliation.model import Report
+from db.reconciliation_report import Report
 
 COLUMNS = ("kind", "subscription", "field", "local", "stripe", "fixed", "reason")
 MAX_CELL = 40

@@ -16,18 +16,18 @@ repair, no mark, no event stored (its temporary table dies with its connection).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 
 import stripe
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db import reconciliation as records
-from db.models import ReconciliationItem, ReconciliationRun, RunStatus
+from db.models import RunStatus
+from db.reconciliation import RUN_STALE_AFTER
+from db.reconciliation_report import Report
 from db.session import get_engine, transaction
-from tasks.reconciliation.model import Item, Report
 from tasks.reconciliation.scan import Pass
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 # How long a process handed a run waits for the run lock: a finished run's connection lets go
 # of it within milliseconds; a run still going holds it for minutes.
 EXECUTION_LOCK_WAIT_SECONDS = 10
-# A `running` run nobody has touched for this long lost its process (pages take a second).
-RUN_STALE_AFTER = timedelta(minutes=10)
 
 
 def start_run(*, trigger: str) -> tuple[int, bool]:
@@ -112,36 +110,7 @@ def load_report(*, run_id: int) -> Report | None:
         run = records.find_run(session, run_id=run_id)
         if run is None:
             return None
-        return report_of(run, items=records.run_items(session, run_id=run_id))
-
-
-def report_of(run: ReconciliationRun, *, items: Sequence[ReconciliationItem]) -> Report:
-    return Report(
-        run_id=run.id,
-        status=run.status,
-        dry_run=False,
-        checked=run.checked,
-        drifted=run.drifted,
-        fixed=run.fixed,
-        phase=run.phase,
-        last_subscription_id=run.last_subscription_id,
-        error=run.error,
-        missed_events=run.missed_events,
-        missed_events_detail=run.missed_events_detail,
-        items=[
-            Item(
-                kind=i.kind,
-                object_id=i.object_id,
-                customer_id=i.stripe_customer_id,
-                field=i.field,
-                local_value=i.local_value,
-                stripe_value=i.stripe_value,
-                fixed=i.fixed,
-                reason=i.reason,
-            )
-            for i in items
-        ],
-    )
+        return Report.of_run(run, records.run_items(session, run_id=run_id))
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import sentry_sdk
 import stripe
 from sqlalchemy.orm import Session
 
-from core.observability import REPORTED
+from core.sentry import REPORTED
 from core.stripe_objects import StripeDict
 from db import reconciliation as records
 from db.locks import lock_customer

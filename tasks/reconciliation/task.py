@@ -7,8 +7,9 @@ import logging
 import stripe
 
 from core.settings import Settings, get_settings
-from core.stripe_client import make_stripe_client
+from core.stripe_client import make_stripe_client, stripe_unavailable_reason
 from core.stripe_rate_limit import rate_limited_http_client
+from core.task_names import RECONCILE_SUBSCRIPTIONS
 from db.models import RunStatus
 from db.reconciliation import finish_run
 from db.session import transaction
@@ -17,7 +18,7 @@ from tasks.reconciliation.run import execute_run, start_run
 
 log = logging.getLogger(__name__)
 
-TASK_NAME = "billing.reconcile_subscriptions"
+TASK_NAME = RECONCILE_SUBSCRIPTIONS
 # 100,000 subscriptions are 1,000 list calls plus one call per repair: 26 s at the live 80
 # requests a second, 64 s at test mode's 20 (benchmarks/reconcile.py). The default task limit
 # (300 s) would cut a large account short; past Redis's one-hour visibility timeout the
@@ -40,10 +41,11 @@ def reconcile_subscriptions(run_id: int | None = None) -> int | None:
     """Do the run `run_id` (started by the admin API), or start one (beat); its id. A run
     already going is done here only if its process died (a redelivered message after a
     crash resumes it); otherwise this returns after waiting at most 10 s for its lock."""
-    client = reconciliation_client(get_settings())
+    settings = get_settings()
+    client = reconciliation_client(settings)
     if run_id is None:
         if client is None:  # development without a key: nothing to compare with
-            log.warning("nightly reconciliation skipped: Stripe is not configured")
+            log.warning("nightly reconciliation skipped: %s", stripe_unavailable_reason(settings))
             return None
         run_id, created = start_run(trigger="schedule")
         if not created:
@@ -54,7 +56,7 @@ def reconcile_subscriptions(run_id: int | None = None) -> int | None:
                 session,
                 run_id=run_id,
                 status=RunStatus.FAILED,
-                error="Stripe is not configured: no secret key for the configured mode",
+                error=stripe_unavailable_reason(settings),
             )
         return run_id
     execute_run(run_id=run_id, client=client)

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import UTC, datetime
 
 import pytest
 
-from tasks.dispute_reminders import remind_dispute_evidence
+from billing.context import BillingContext
+from billing.dispute_notices import remind_evidence_due
+from db.session import transaction
 from tests.support.smtp import RecordingHandler
 from tests.support.stripe_events import (
     CREDITS,
@@ -66,6 +69,12 @@ def deliver_twice_out_of_order(events: list[dict], order: str) -> None:
 
 
 ORDERS = ["reversed", "shuffled-1", "shuffled-2"]
+
+
+def remind(ctx: BillingContext, now: float) -> None:
+    """The daily reminders' run, at `now` (Unix time), with its own transaction."""
+    with transaction() as session:
+        remind_evidence_due(session, ctx, now=datetime.fromtimestamp(now, UTC))
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -143,19 +152,19 @@ def test_funds_withdrawn_and_reinstated(order, smtp_server, worker):
 
 
 @pytest.mark.parametrize("status", ["needs_response", "warning_needs_response"])
-def test_reminders_at_five_days_and_one_day_once_each(status, smtp_server, worker):
+def test_reminders_at_five_days_and_one_day_once_each(status, billing_ctx, smtp_server, worker):
     ids = paid_customer()
     due_by = 2_000_000_000 + random.randrange(10**6)
     process_ok(dispute_event("charge.dispute.created", ids, status=status, due_by=due_by))
 
-    remind_dispute_evidence(now=due_by - 6 * DAY)
+    remind(billing_ctx, due_by - 6 * DAY)
     assert emails(f"dispute-evidence-due:{ids.dispute}") == []
 
     for _ in range(2):  # the daily run twice on the same day: one reminder
-        remind_dispute_evidence(now=due_by - 4.5 * DAY)
-    remind_dispute_evidence(now=due_by - 3.5 * DAY)  # the next day: nothing new
-    remind_dispute_evidence(now=due_by - 0.5 * DAY)
-    remind_dispute_evidence(now=due_by + DAY)  # too late: nothing
+        remind(billing_ctx, due_by - 4.5 * DAY)
+    remind(billing_ctx, due_by - 3.5 * DAY)  # the next day: nothing new
+    remind(billing_ctx, due_by - 0.5 * DAY)
+    remind(billing_ctx, due_by + DAY)  # too late: nothing
 
     reminders = emails(f"dispute-evidence-due:{ids.dispute}")
     assert [(r.idempotency_key.rsplit(":", 1)[1], r.context["days_left"]) for r in reminders] == [
@@ -170,7 +179,7 @@ def test_reminders_at_five_days_and_one_day_once_each(status, smtp_server, worke
     )
 
 
-def test_no_reminder_once_a_response_is_submitted(smtp_server, worker):
+def test_no_reminder_once_a_response_is_submitted(billing_ctx, smtp_server, worker):
     ids = paid_customer()
     due_by = 2_000_000_000 + random.randrange(10**6)
     process_ok(dispute_event("charge.dispute.created", ids, created=T0, due_by=due_by))
@@ -178,7 +187,7 @@ def test_no_reminder_once_a_response_is_submitted(smtp_server, worker):
     submitted["data"]["object"]["status"] = "needs_response"  # still open, but answered
     process_ok(submitted)
 
-    remind_dispute_evidence(now=due_by - 4 * DAY)
-    remind_dispute_evidence(now=due_by - 0.5 * DAY)
+    remind(billing_ctx, due_by - 4 * DAY)
+    remind(billing_ctx, due_by - 0.5 * DAY)
 
     assert emails(f"dispute-evidence-due:{ids.dispute}") == []

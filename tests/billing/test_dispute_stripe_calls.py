@@ -4,10 +4,11 @@ the ledger cannot match, `DISPUTE_LOST_ACTION`, and the admin evidence and accep
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
-from core.settings import get_settings
+from billing.context import BillingContext
 from tests.conftest import make_client
 from tests.support.stripe_events import (
     CREDITS,
@@ -19,6 +20,7 @@ from tests.support.stripe_events import (
     emails,
     known_customer,
     ledger,
+    process,
     process_ok,
     stripe_event,
     subscription,
@@ -34,12 +36,12 @@ def fake(stripe_fake: StripeFake) -> StripeFake:
 
 
 @pytest.fixture
-def lost_action_cancels(monkeypatch) -> Iterator[None]:
-    monkeypatch.setenv("DISPUTE_LOST_ACTION", "cancel_subscription")
-    get_settings.cache_clear()
-    yield
-    monkeypatch.delenv("DISPUTE_LOST_ACTION")
-    get_settings.cache_clear()
+def lost_action_cancels(billing_ctx: BillingContext) -> BillingContext:
+    """The context of DISPUTE_LOST_ACTION=cancel_subscription (with the fake's client)."""
+    settings = billing_ctx.settings.model_copy(
+        update={"dispute_lost_action": "cancel_subscription"}
+    )
+    return replace(billing_ctx, settings=settings)
 
 
 def grant_without_payment_ids(ids: Ids, fake: StripeFake) -> None:
@@ -106,7 +108,8 @@ def test_a_lost_chargeback_can_cancel_the_subscription(fake, lost_action_cancels
     ]["object"]
 
     process_ok(dispute_event("charge.dispute.created", ids, created=T0 + 1))
-    process_ok(dispute_event("charge.dispute.closed", ids, created=T0 + 2, status="lost"))
+    closed = dispute_event("charge.dispute.closed", ids, created=T0 + 2, status="lost")
+    assert process(closed, ctx=lost_action_cancels) == "processed"
 
     assert subscription(ids.subscription).status == "canceled"
     assert account(ids.customer).plan == "free"
@@ -239,7 +242,8 @@ def test_a_lost_chargeback_whose_subscription_stripe_already_ended_still_closes(
     ended = stripe_event("customer.subscription.deleted", ids)["data"]["object"]
     fake.subscriptions[ids.subscription] = ended  # the `deleted` event is still on its way
 
-    process_ok(dispute_event("charge.dispute.closed", ids, created=T0 + 2, status="lost"))
+    closed = dispute_event("charge.dispute.closed", ids, created=T0 + 2, status="lost")
+    assert process(closed, ctx=lost_action_cancels) == "processed"
 
     assert dispute_row(ids.dispute).status == "lost"
     assert subscription(ids.subscription).status == "canceled"

@@ -1,9 +1,10 @@
 """`customer.subscription.created` / `updated` / `deleted`: newest state wins, upgrades grant
-the difference once, an ended subscription means `free` and one cancellation email."""
+the difference once paid, an ended subscription means `free` and one cancellation email."""
 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,9 @@ from tests.support.stripe_events import (
     history,
     known_customer,
     ledger,
+    plan_changed,
     process_ok,
+    proration_invoice,
     stripe_event,
     subscription,
 )
@@ -41,13 +44,15 @@ def test_a_created_subscription_is_stored_with_its_plan_and_period(api_version):
 
 
 @pytest.mark.parametrize("api_version", API_VERSIONS)
-def test_an_upgrade_grants_the_difference_once(api_version):
+def test_an_upgrade_grants_the_difference_once_paid(api_version):
     ids = known_customer(Ids(previous_price=PRICES["starter"], price=PRICES["pro"]))
     process_ok(stripe_event("customer.subscription.created", ids, api_version=api_version))
     update = stripe_event("customer.subscription.updated", ids, api_version=api_version)
     process_ok(update)
     duplicate = {**update, "id": update["id"] + "_again"}  # the same change, another event
     process_ok(duplicate)
+    assert ledger(ids.customer) == []  # not paid yet (see test_upgrade_credits)
+    process_ok(_proration(ids, "starter", "pro", api_version=api_version))
 
     difference = CREDITS["pro"] - CREDITS["starter"]
     assert [(kind, amount) for kind, _, amount in ledger(ids.customer)] == [
@@ -55,26 +60,42 @@ def test_an_upgrade_grants_the_difference_once(api_version):
     ]
     (notice,) = emails(f"plan-changed:{ids.subscription}")
     assert notice.context["direction"] == "upgrade"
-    assert notice.context["credits_granted"] == difference
+    assert notice.context["credits_granted"] == 0  # told before the payment
 
 
 def _step(ids: Ids, old: str, new: str, created: int) -> dict:
-    return stripe_event(
-        "customer.subscription.updated",
-        Ids(**{**ids.__dict__, "previous_price": PRICES[old], "price": PRICES[new]}),
-        created=created,
+    return plan_changed(ids, old_price=PRICES[old], new_price=PRICES[new], created=created)
+
+
+def _proration(ids: Ids, old: str, new: str, **kwargs: Any) -> dict:
+    """The paid invoice of a change's proration; a downgrade's is a credit, nothing due."""
+    up = CREDITS[new] > CREDITS[old]
+    return proration_invoice(
+        ids.next_invoice(),
+        old_price=PRICES[old],
+        new_price=PRICES[new],
+        charged=2000 if up else 1000,
+        credited=-1000 if up else -2000,
+        **kwargs,
     )
 
 
-@pytest.mark.parametrize("order", ["in order", "reversed"])
+def _paid_step(ids: Ids, old: str, new: str, created: int) -> list[dict]:
+    """A change and the paid invoice of its proration."""
+    return [_step(ids, old, new, created), _proration(ids, old, new, created=created)]
+
+
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(range(4))), ids=lambda o: "".join(map(str, o))
+)
 def test_two_upgrades_in_a_period_top_up_to_the_last_plan_whatever_the_order(order):
     ids = known_customer(Ids(price=PRICES["starter"]))
     process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
     process_ok(stripe_event("invoice.paid", ids, created=NOW))  # the period's starter credits
-    steps = [_step(ids, "starter", "pro", NOW + 1), _step(ids, "pro", "team", NOW + 2)]
+    events = [*_paid_step(ids, "starter", "pro", NOW + 1), *_paid_step(ids, "pro", "team", NOW + 2)]
 
-    for event in steps if order == "in order" else steps[::-1]:
-        process_ok(event)
+    for n in order:
+        process_ok(events[n])
 
     assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["team"]
     assert subscription(ids.subscription).plan == "team"
@@ -85,9 +106,11 @@ def test_a_late_step_after_a_jump_was_granted_adds_nothing_and_tells_nothing():
     process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
     process_ok(stripe_event("invoice.paid", ids, created=NOW))
     # The jump as the reconciliation (or the API) records it: starter straight to team.
-    process_ok(_step(ids, "starter", "team", NOW + 2))
-    # Stripe retries the lost event of the step through pro, days later.
-    process_ok(_step(ids, "starter", "pro", NOW + 1))
+    for event in _paid_step(ids, "starter", "team", NOW + 2):
+        process_ok(event)
+    # Stripe retries the lost events of the step through pro, days later.
+    for event in _paid_step(ids, "starter", "pro", NOW + 1):
+        process_ok(event)
 
     assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["team"]
     notices = emails(f"plan-changed:{ids.subscription}")
@@ -97,8 +120,11 @@ def test_a_late_step_after_a_jump_was_granted_adds_nothing_and_tells_nothing():
 def test_upgrades_before_the_period_s_invoice_is_stored_still_reach_the_last_plan():
     ids = known_customer(Ids(price=PRICES["starter"]))
     process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
-    process_ok(_step(ids, "starter", "pro", NOW + 1))
-    process_ok(_step(ids, "pro", "team", NOW + 2))
+    for event in [
+        *_paid_step(ids, "starter", "pro", NOW + 1),
+        *_paid_step(ids, "pro", "team", NOW + 2),
+    ]:
+        process_ok(event)
     process_ok(stripe_event("invoice.paid", ids, created=NOW))  # late: the starter period
 
     assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["team"]
@@ -117,7 +143,8 @@ def test_going_down_and_up_within_a_period_pays_nothing_twice(path, total):
     process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
     process_ok(stripe_event("invoice.paid", ids, created=NOW))
     for n, (old, new) in enumerate(itertools.pairwise(path), start=1):
-        process_ok(_step(ids, old, new, NOW + n))
+        for event in _paid_step(ids, old, new, NOW + n):
+            process_ok(event)
 
     assert sum(amount for _, _, amount in ledger(ids.customer)) == total
 

@@ -9,15 +9,23 @@ from collections.abc import Iterator
 import pytest
 
 from api.auth import User
-from api.billing.customers import get_or_create_customer
+from billing.customers import get_or_create_customer
+from billing.subscriptions import apply_stripe_subscription
 from db.accounts import account_of_user
 from db.session import transaction
 from db.subscriptions import Cause
-from tasks.events.handlers.subscriptions import apply_stripe_subscription
 from tests.billing_api.conftest import auth
 from tests.conftest import make_client
 from tests.support.localstripe import CARD_OK, TEST_KEY, LocalStripe
-from tests.support.stripe_events import PRICES, Ids, emails, history, subscription
+from tests.support.stripe_events import (
+    PRICES,
+    Ids,
+    billing_context,
+    emails,
+    history,
+    subscription,
+    using_stripe,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +42,9 @@ def api(localstripe: LocalStripe):
 
 
 def customer_of(localstripe: LocalStripe, user: User) -> str:
-    with transaction() as db:
-        return get_or_create_customer(db, localstripe.client(), user=user).stripe_customer_id
+    with using_stripe(localstripe.client()) as ctx, transaction() as db:
+        account = get_or_create_customer(db, ctx, user_id=user.id, email=user.email)
+        return account.stripe_customer_id
 
 
 def test_the_user_s_customer_is_made_once_and_replaced_when_deleted(localstripe):
@@ -74,6 +83,7 @@ def subscribed_user(localstripe: LocalStripe) -> tuple[str, dict[str, str]]:
     with transaction() as db:
         apply_stripe_subscription(
             db,
+            billing_context(),
             account=account_of_user(db, user_id=ids.user_id),
             subscription=created.to_dict(),
             as_of=None,

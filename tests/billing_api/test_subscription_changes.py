@@ -1,6 +1,6 @@
 """`POST /api/billing/subscription/change` and `/cancel` against the test's Stripe fake
 (localstripe ignores `items[].price` and refuses `proration_behavior`): Stripe makes the
-change, and its answer is stored through the handlers' own functions with cause `api`."""
+change, and its answer is stored through the events' own `billing` functions with cause `api`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import threading
 import pytest
 from sqlalchemy import text
 
-from api.billing import subscriptions as billing_subscriptions
+from billing import plan_changes
+from billing.subscriptions import apply_stripe_subscription
 from core.plans import get_catalogue
 from db.session import new_session, transaction
 from db.subscriptions import Cause, find_subscription
-from tasks.events.handlers.subscriptions import apply_stripe_subscription
 from tests.billing_api.conftest import auth, subscriber
 from tests.support.stripe_events import (
     CREDITS,
@@ -21,17 +21,26 @@ from tests.support.stripe_events import (
     Ids,
     account,
     balance,
+    billing_context,
     emails,
     history,
+    ledger,
+    plan_changed,
     process_ok,
+    proration_invoice,
     stripe_event,
     subscription,
+    using_stripe,
 )
 
 
 def test_an_upgrade_is_prorated_stored_and_granted_once(api, fake):
     sub = subscriber(fake)
     process_ok(stripe_event("invoice.paid", sub.ids))
+    # Stripe charges the proration at once and answers with its invoice, paid (expanded).
+    paid_by = sub.ids.next_invoice()
+    proration = proration_invoice(paid_by, old_price=PRICES["pro"], new_price=PRICES["team"])
+    fake.subscriptions[sub.ids.subscription]["latest_invoice"] = proration["data"]["object"]
 
     answer = api.post(
         "/api/billing/subscription/change", json={"plan": "team"}, headers=sub.headers
@@ -45,19 +54,44 @@ def test_an_upgrade_is_prorated_stored_and_granted_once(api, fake):
     assert form["items[0][price]"] == PRICES["team"]
     assert form["proration_behavior"] == "always_invoice"
     assert form["payment_behavior"] == "error_if_incomplete"
+    assert form["expand[0]"] == "latest_invoice"
     assert subscription(sub.ids.subscription).plan == "team"
     assert account(sub.ids.customer).plan == "team"
     assert history(sub.ids.subscription)[-1].cause == "api"
     upgrade = CREDITS["team"] - CREDITS["pro"]
     assert balance(sub.ids.customer) == CREDITS["pro"] + upgrade
-
-    # Stripe's own webhook of the same change arrives afterwards: nothing is granted twice.
-    updated = stripe_event(
-        "customer.subscription.updated", Ids(**{**sub.ids.__dict__, "price": PRICES["team"]})
+    assert ledger(sub.ids.customer)[-1] == (
+        "upgrade_credits",
+        f"{sub.ids.subscription}:{PRICES['team']}:1767225600",
+        upgrade,
     )
+    (notice,) = emails(f"plan-changed:{sub.ids.subscription}")
+    assert notice.context["credits_granted"] == upgrade
+
+    # Stripe's own webhooks of the same change arrive afterwards: nothing is granted twice.
+    updated = plan_changed(sub.ids, old_price=PRICES["pro"], new_price=PRICES["team"])
     process_ok(updated)
+    process_ok(proration)
     assert balance(sub.ids.customer) == CREDITS["pro"] + upgrade
     assert len(emails(f"plan-changed:{sub.ids.subscription}")) == 1
+    (receipt,) = emails(f"receipt:{paid_by.invoice}")
+    assert receipt.context["credits_granted"] == upgrade
+
+
+def test_an_upgrade_whose_answer_shows_no_paid_invoice_waits_for_the_invoice_event(api, fake):
+    sub = subscriber(fake)
+    process_ok(stripe_event("invoice.paid", sub.ids))  # `latest_invoice`: that invoice's id
+
+    answer = api.post(
+        "/api/billing/subscription/change", json={"plan": "team"}, headers=sub.headers
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert account(sub.ids.customer).plan == "team"
+    assert balance(sub.ids.customer) == CREDITS["pro"]  # the period's own invoice paid no upgrade
+    paid_by = sub.ids.next_invoice()
+    process_ok(proration_invoice(paid_by, old_price=PRICES["pro"], new_price=PRICES["team"]))
+    assert balance(sub.ids.customer) == CREDITS["team"]
 
 
 def test_a_declined_upgrade_is_402_and_changes_nothing(api, fake):
@@ -239,6 +273,7 @@ def test_stripe_s_answer_is_compared_with_the_committed_row_not_a_stale_copy():
 
         result = apply_stripe_subscription(
             db,
+            billing_context(),
             account=db.merge(account(sub.ids.customer)),
             subscription=still_active,
             as_of=None,
@@ -257,10 +292,10 @@ def test_a_change_that_waited_behind_a_cancellation_reaches_no_stripe_call(fake)
         payer = db.merge(account(sub.ids.customer))
         process_ok(stripe_event("customer.subscription.deleted", sub.ids))  # meanwhile
 
-        with pytest.raises(billing_subscriptions.NoLongerLive):
-            billing_subscriptions.change_plan(
+        with pytest.raises(plan_changes.NoLongerLive), using_stripe(fake.client()) as ctx:
+            plan_changes.change_plan(
                 db,
-                fake.client(),
+                ctx,
                 account=payer,
                 subscription=row,
                 plan=get_catalogue().plan("team"),

@@ -22,20 +22,19 @@ import pytest
 import stripe
 from sqlalchemy import func, select
 
+from billing.accounts import adopt_customer
+from billing.subscriptions import apply_stripe_subscription
 from core.settings import get_settings, load_settings
 from core.stripe_rate_limit import RateLimitedRequestsClient
 from db.migrate import upgrade
 from db.models import ReconciliationRun
+from db.reconciliation_report import Report
 from db.session import engine_for, new_session, transaction
 from db.subscriptions import Cause
-from tasks.events.handlers import common
-from tasks.events.handlers.common import adopt_customer
-from tasks.events.handlers.subscriptions import apply_stripe_subscription
-from tasks.reconciliation.model import Report
 from tasks.reconciliation.run import load_report, reconcile
 from tests.conftest import ADMIN_URL, DATABASE_NAME, SERVER_URL
 from tests.support.localstripe import TEST_KEY, LocalStripe
-from tests.support.stripe_events import PRICES
+from tests.support.stripe_events import PRICES, billing_context, using_stripe
 
 # Fast enough that the tests spend no time waiting, yet through the rate-limited transport.
 TEST_RATE = 500.0
@@ -118,10 +117,11 @@ def paced_client(url: str, rate: float = TEST_RATE) -> stripe.StripeClient:
 
 
 @pytest.fixture
-def stripe_client(localstripe: LocalStripe, monkeypatch) -> stripe.StripeClient:
-    """The reconciliation's client for localstripe; the handlers' own client points there too."""
-    monkeypatch.setattr(common, "stripe_client", localstripe.client)
-    return paced_client(localstripe.url)
+def stripe_client(localstripe: LocalStripe) -> Iterator[stripe.StripeClient]:
+    """The reconciliation's client for localstripe; the events applied meanwhile call
+    localstripe too."""
+    with using_stripe(localstripe.client()):
+        yield paced_client(localstripe.url)
 
 
 def new_customer(fake: LocalStripe) -> tuple[str, str]:
@@ -146,10 +146,12 @@ def seed(subscription: dict[str, Any], *, price: str | None = None) -> None:
             **copy["items"],
             "data": [{**items[0], "plan": {"id": price}, "price": {"id": price}}],
         }
+    ctx = billing_context()
     with transaction() as session:
-        account = adopt_customer(session, customer_id=copy["customer"], source=copy)
+        account = adopt_customer(session, ctx, customer_id=copy["customer"], source=copy)
         apply_stripe_subscription(
             session,
+            ctx,
             account=account,
             subscription=copy,
             as_of=datetime.now(UTC) - timedelta(hours=1),

@@ -10,14 +10,14 @@ import pytest
 from core.stripe_rate_limit import RateLimitedRequestsClient
 from tasks.reconciliation.missed_events import CatchUpOutcome, catch_up_missed_events
 from tests.reconciliation.conftest import paced_client
-from tests.reconciliation.stripe_list_fake import StripeListFake
 from tests.support.events import count_rows, make_event, store_directly, stored
+from tests.support.stripe_fake import StripeFake, rate_limited
 
 
 @pytest.fixture
-def fake() -> Iterator[StripeListFake]:
-    with StripeListFake().running() as list_fake:
-        yield list_fake
+def fake() -> Iterator[StripeFake]:
+    with StripeFake().running() as running:
+        yield running
 
 
 def test_undelivered_events_we_lack_are_stored_and_queued(fake):
@@ -67,7 +67,7 @@ def test_a_stripe_side_without_the_call_is_recorded_as_unsupported(fake):
 
 
 def test_a_stripe_error_is_recorded_and_does_not_raise(fake):
-    fake.rate_limited = 100
+    fake.fail_next = [rate_limited()] * 100
     transport = RateLimitedRequestsClient(rate=1000, retries=0, sleep=lambda _: None)
 
     catch_up = catch_up_missed_events(client=fake.client(http_client=transport), dry_run=False)

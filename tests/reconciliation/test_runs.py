@@ -14,6 +14,8 @@ import sentry_sdk
 from click.testing import CliRunner
 from sqlalchemy import text
 
+from billing.accounts import adopt_customer
+from billing.subscriptions import apply_stripe_subscription
 from cli.main import main as billing
 from core.settings import get_settings, load_settings
 from db.reconciliation import EXECUTION_LOCK
@@ -21,8 +23,6 @@ from db.session import new_session, transaction
 from db.subscriptions import Cause
 from tasks.celery_app import app as celery_app
 from tasks.celery_app import configure
-from tasks.events.handlers.common import adopt_customer
-from tasks.events.handlers.subscriptions import apply_stripe_subscription
 from tasks.reconciliation import task as reconciliation_task
 from tasks.reconciliation.run import dry_run, execute_run, load_report, reconcile, start_run
 from tests.conftest import make_client
@@ -34,10 +34,10 @@ from tests.reconciliation.conftest import (
     run_now,
     seed,
 )
-from tests.reconciliation.stripe_list_fake import StripeListFake
 from tests.support.localstripe import TEST_KEY
-from tests.support.stripe_events import emails
+from tests.support.stripe_events import billing_context, emails, stripe_subscription
 from tests.support.stripe_events import subscription as local_copy
+from tests.support.stripe_fake import StripeFake
 
 BILLING_TABLES = (
     "accounts",
@@ -122,35 +122,34 @@ def test_a_dry_run_changes_nothing(localstripe, stripe_client):
 
 
 @pytest.fixture
-def list_fake() -> Iterator[StripeListFake]:
-    with StripeListFake().running() as fake:
+def list_fake() -> Iterator[StripeFake]:
+    with StripeFake().running() as fake:
         yield fake
 
 
-def seed_many(fake: StripeListFake, count: int) -> None:
+def seed_many(fake: StripeFake, count: int) -> None:
     """`count` subscriptions in the fake, each with the same local copy."""
-    period_end = int(datetime.now(UTC).timestamp()) + 86400 * 20
+    started = int(datetime.now(UTC).timestamp()) - 86400 * 10
     stamp = os.urandom(4).hex()
-    fake.subscriptions = [
-        {
-            "id": f"sub_{stamp}{n:05d}",
-            "object": "subscription",
-            "customer": f"cus_{stamp}{n:05d}",
-            "status": "active",
-            "cancel_at_period_end": False,
-            "current_period_start": period_end - 86400 * 30,
-            "current_period_end": period_end,
-            "items": {"object": "list", "data": [{"price": {"id": "price_pro_test"}}]},
-        }
-        for n in range(count)
-    ]
+    fake.add_subscriptions(
+        [
+            stripe_subscription(f"sub_{stamp}{n:05d}", f"cus_{stamp}{n:05d}", now=started)
+            for n in range(count)
+        ]
+    )
+    ctx = billing_context()
     with transaction() as session:
-        for subscription in fake.subscriptions:
+        for subscription in fake.subscriptions.values():
             account = adopt_customer(
-                session, customer_id=subscription["customer"], source=subscription
+                session, ctx, customer_id=subscription["customer"], source=subscription
             )
             apply_stripe_subscription(
-                session, account=account, subscription=subscription, as_of=None, cause=Cause.EVENT
+                session,
+                ctx,
+                account=account,
+                subscription=subscription,
+                as_of=None,
+                cause=Cause.EVENT,
             )
 
 
@@ -163,7 +162,7 @@ def test_a_failure_partway_leaves_a_run_that_says_where_it_stopped(list_fake):
 
     assert failed.status == "failed"
     assert (failed.phase, failed.checked) == ("listing", 100)
-    assert failed.last_subscription_id == list_fake.subscriptions[99]["id"]
+    assert failed.last_subscription_id == list(list_fake.subscriptions)[99]
     assert "stopped in phase listing after 100 subscriptions" in failed.error
     assert "APIError" in failed.error
 
@@ -320,7 +319,7 @@ def test_a_repaired_cancellation_is_told_only_while_it_is_news(list_fake):
     with transaction() as session:
         session.execute(text("UPDATE accounts SET email = stripe_customer_id || '@example.com'"))
     now = int(datetime.now(UTC).timestamp())
-    old, recent = list_fake.subscriptions
+    old, recent = list_fake.subscriptions.values()
     old |= {"status": "canceled", "ended_at": now - 90 * 86400, "canceled_at": now - 90 * 86400}
     recent |= {"status": "canceled", "ended_at": now - 3600, "canceled_at": now - 3600}
 
@@ -348,7 +347,7 @@ def test_the_nightly_task_without_a_stripe_key_skips_and_starts_nothing():
 
 def test_a_drift_gone_by_the_time_of_its_repair_is_not_counted(list_fake):
     seed_many(list_fake, 1)
-    [listed] = list_fake.subscriptions
+    [listed] = list_fake.subscriptions.values()
     # Stripe listed a change that was undone (or reached us by webhook) before the repair.
     list_fake.changed_since_listing[listed["id"]] = dict(listed)
     listed["cancel_at_period_end"] = True

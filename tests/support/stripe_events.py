@@ -1,17 +1,31 @@
 """Stripe events from the fixtures in `tests/fixtures/stripe/<api version>/`, with fresh ids,
-and a way to run one through its task in this process."""
+and a way to apply one here: stored, then claimed and applied by the same transaction and
+lock code as the worker's task, with the tests' `BillingContext`, and no Celery."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import stripe
 from sqlalchemy import select
 
+from billing.context import BillingContext
+from cli.sample_events import (
+    Story,
+    SubscriptionIds,
+    proration_line,
+    set_line_price,
+)
+from cli.sample_events import subscription as sample_subscription
 from db.models import (
     Account,
     CreditEntry,
@@ -22,8 +36,9 @@ from db.models import (
     Subscription,
     SubscriptionChange,
 )
-from db.session import new_session
-from tasks.events.tasks import EVENT_TASKS
+from db.session import new_session, transaction
+from tasks.context import worker_context
+from tasks.events import processing
 from tests.support.events import store_directly, stored
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "stripe"
@@ -31,6 +46,10 @@ API_VERSIONS = ("2017-08-15", "2022-11-15", "2025-09-30.clover")
 NEWEST = API_VERSIONS[-1]
 PRICES = {"starter": "price_starter_test", "pro": "price_pro_test", "team": "price_team_test"}
 CREDITS = {"free": 0, "starter": 1000, "pro": 5000, "team": 20000}
+# The fixtures' billing period, and a moment within it when the tests' plan changes happen.
+PERIOD_START, PERIOD_END = 1767225600, 1769904000
+CHANGED_AT = 1768000000
+NEXT_PERIOD_END = 1772323200
 
 
 def _unique(prefix: str) -> str:
@@ -93,10 +112,136 @@ def stripe_event(
     return event
 
 
-def process(event: dict[str, Any]) -> str:
-    """Store the event and run its task here, as a worker would; the row's final status."""
+def plan_changed(
+    ids: Ids,
+    *,
+    old_price: str,
+    new_price: str,
+    api_version: str = NEWEST,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """`customer.subscription.updated` of a change from `old_price` to `new_price`."""
+    changed = replace(ids, previous_price=old_price, price=new_price)
+    return stripe_event(
+        "customer.subscription.updated", changed, api_version=api_version, created=created
+    )
+
+
+def proration_invoice(
+    ids: Ids,
+    *,
+    old_price: str,
+    new_price: str,
+    api_version: str = NEWEST,
+    event_type: str = "invoice.paid",
+    paid: bool = True,
+    charged: int = 2000,
+    credited: int = -1000,
+    amount_due: int | None = None,
+    changed_at: int = CHANGED_AT,
+    renewal: bool = False,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """An invoice event of a plan change's proration, in that API version's shape: a line
+    crediting the unused time on `old_price` and one charging the time left on `new_price`,
+    from `changed_at` to the period's end. Its own invoice (`always_invoice`, billing reason
+    `subscription_update`), or with `renewal` the next period's renewal carrying them
+    (`create_prorations`) with its own line for `new_price`. The oldest shape has no billing
+    reason. `ids.invoice`, `.charge` and `.payment_intent` name it and its payment; an
+    `amount_due` of 0 (a customer balance paid it) has no payment."""
+    event = stripe_event("invoice.paid", ids, api_version=api_version, created=created)
+    event["type"] = event_type
+    invoice = event["data"]["object"]
+    template = invoice["lines"]["data"][0]
+    period = {"start": changed_at, "end": PERIOD_END}
+    lines = [
+        _proration_line(template, price=old_price, amount=credited, period=period),
+        _proration_line(template, price=new_price, amount=charged, period=period),
+    ]
+    if renewal:
+        line = copy.deepcopy(template)
+        line["period"] = {"start": PERIOD_END, "end": NEXT_PERIOD_END}
+        set_line_price(line, new_price)
+        lines.append(line)
+    total = sum(int(line["amount"]) for line in lines)
+    due = max(total, 0) if amount_due is None else amount_due
+    invoice["lines"]["data"] = lines
+    invoice["lines"]["total_count"] = len(lines)
+    if api_version != API_VERSIONS[0]:
+        invoice["billing_reason"] = "subscription_cycle" if renewal else "subscription_update"
+    invoice.update(
+        subtotal=total,
+        total=total,
+        amount_due=due,
+        amount_paid=due if paid else 0,
+        amount_remaining=0 if paid else due,
+        starting_balance=due - total,
+        status="paid" if paid else "open",
+    )
+    if "paid" in invoice:
+        invoice["paid"] = paid
+    if due == 0:
+        for key in ("charge", "payment_intent"):
+            if key in invoice:
+                invoice[key] = None
+    return event
+
+
+def _proration_line(
+    template: dict[str, Any], *, price: str, amount: int, period: dict[str, int]
+) -> dict[str, Any]:
+    description = f"{'Remaining' if amount > 0 else 'Unused'} time on {price}"
+    return proration_line(
+        template, price_id=price, amount=amount, description=description, period=period
+    )
+
+
+def stripe_subscription(
+    subscription_id: str, customer_id: str, *, now: int, price: str = PRICES["pro"]
+) -> dict[str, Any]:
+    """A subscription as Stripe lists it (the newest shape), begun at `now` on `price`."""
+    story = Story.fixed(customer_id, now=now, starter_price=PRICES["starter"], pro_price=price)
+    ids = SubscriptionIds(
+        subscription=subscription_id,
+        item=_unique("si"),
+        product=_unique("prod"),
+        latest_invoice=_unique("in"),
+    )
+    return sample_subscription(story, ids, story.pro)
+
+
+# The Stripe client the events applied here see: None (Stripe off, as in the test settings)
+# unless a test points it at a fake (`using_stripe`).
+_stripe: list[stripe.StripeClient | None] = [None]
+
+
+def billing_context() -> BillingContext:
+    """The tests' context: the run's settings and catalogue, emails published to `emails.send`
+    as the worker's are, and the Stripe client of `using_stripe` (None by default)."""
+    return dataclasses.replace(worker_context(), stripe=_stripe[0])
+
+
+@contextmanager
+def using_stripe(client: stripe.StripeClient | None) -> Iterator[BillingContext]:
+    """Within it, the events applied here (and `billing_context()`) use this Stripe client."""
+    previous, _stripe[0] = _stripe[0], client
+    try:
+        yield billing_context()
+    finally:
+        _stripe[0] = previous
+
+
+def process(event: dict[str, Any], ctx: BillingContext | None = None) -> str:
+    """Store the event and apply it here, through the task's claim and transaction but without
+    Celery or retries (a failure marks the row failed at once); the row's final status."""
     row_id = store_directly(event)
-    EVENT_TASKS[event["type"]].apply(args=[row_id])
+    with transaction() as session:
+        claim = processing.claim(session, row_id=row_id)
+    assert claim is not None, f"event row {row_id} could not be claimed"
+    try:
+        processing.apply(row_id=row_id, attempt=claim.attempt, ctx=ctx or billing_context())
+    except Exception as exc:
+        processing.mark_failed(row_id=row_id, error=exc)
     row = stored(event["id"])
     assert row is not None
     return row.status

@@ -1,0 +1,193 @@
+"""Checkout: opening a Session for a signed-in user (a paid plan in subscription mode, a credit
+pack in payment mode), and what its completion does.
+
+Opening: every session carries the user as `client_reference_id` and goes out with an
+idempotency key: the request's own `Idempotency-Key`, or (user's customer, plan or pack, a
+short time window), so a double click or a retried request opens one session, not two.
+
+`checkout.session.completed` and `.async_payment_succeeded` link the user to the customer. A
+paid subscription session stores the subscription and grants the first period, keyed by the
+session's invoice id (the same key as the invoice's own events); a paid payment session
+grants a credit pack, keyed by the payment intent."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import stripe
+from sqlalchemy.orm import Session
+from stripe.params.checkout import SessionCreateParams
+
+from billing.accounts import adopt_customer
+from billing.context import BillingContext
+from billing.events import StripeEvent
+from billing.invoices import grant_period_credits
+from billing.subscriptions import apply_stripe_subscription, fetch_subscription
+from core.plans import CreditPack, Plan
+from core.stripe_objects import object_id
+from db import ledger
+from db.models import Account, CreditKind
+from db.subscriptions import Cause, find_subscription
+
+log = logging.getLogger("billing.checkout")
+
+# Checkout is paid for: a card at once, or a delayed method (SEPA, ACH, ...) later, when
+# `checkout.session.async_payment_succeeded` says so.
+PAID = ("paid", "no_payment_required")
+
+
+def checkout_completed(session: Session, ctx: BillingContext, event: StripeEvent) -> None:
+    """`checkout.session.completed` and `checkout.session.async_payment_succeeded`."""
+    checkout = event.object
+    customer_id = event.customer_id
+    if customer_id is None:
+        if checkout.get("payment_status") in PAID:
+            # A guest Checkout (customer_creation `if_required`) was paid: the credits have no
+            # account to go to. Fail loudly so an operator links it, rather than drop them.
+            raise ValueError(f"paid checkout {checkout.get('id')} has no customer to credit")
+        log.info("checkout %s has no customer: nothing to link", checkout.get("id"))
+        return
+    account = adopt_customer(
+        session,
+        ctx,
+        customer_id=customer_id,
+        source=checkout,
+        user_id=checkout.get("client_reference_id") or None,
+    )
+    if checkout.get("mode") == "subscription":
+        subscription_checkout(session, ctx, account=account, checkout=checkout, event=event)
+    elif checkout.get("mode") == "payment":
+        pack_checkout(session, ctx, account=account, checkout=checkout, event=event)
+
+
+def subscription_checkout(
+    session: Session, ctx: BillingContext, *, account: Account, checkout: dict, event: StripeEvent
+) -> None:
+    """Store the session's subscription as Stripe has it now; grant a paid first period."""
+    subscription_id = object_id(checkout.get("subscription"))
+    if subscription_id is None:
+        return
+    fetched = fetch_subscription(ctx, subscription_id)
+    if fetched is not None:
+        # Stripe's object as it is now: newer than any event about it already sent.
+        apply_stripe_subscription(
+            session,
+            ctx,
+            account=account,
+            subscription=fetched,
+            as_of=None,
+            cause=Cause.EVENT,
+            stripe_event_id=event.id,
+        )
+    subscription = find_subscription(session, subscription_id=subscription_id)
+    plan = ctx.catalogue.plan(subscription.plan or "") if subscription else None
+    invoice_id = object_id(checkout.get("invoice"))
+    # Without the plan or the invoice (API versions before 2022 have no `invoice` here) the
+    # invoice's own event grants the period: it carries both, under the same key.
+    # An unpaid session (a delayed payment method) grants nothing: `invoice.paid` will.
+    if plan is not None and invoice_id is not None and checkout.get("payment_status") in PAID:
+        grant_period_credits(
+            session, account=account, invoice_id=invoice_id, plan=plan, stripe_event_id=event.id
+        )
+
+
+def pack_checkout(
+    session: Session, ctx: BillingContext, *, account: Account, checkout: dict, event: StripeEvent
+) -> None:
+    """A paid payment session grants its credit pack, once per payment intent."""
+    intent = object_id(checkout.get("payment_intent"))
+    pack_id = (checkout.get("metadata") or {}).get("pack")
+    pack = ctx.catalogue.pack(pack_id)
+    if checkout.get("payment_status") not in PAID or intent is None:
+        log.info("checkout %s is not paid yet: no credits", checkout.get("id"))
+        return
+    if pack is None:
+        raise ValueError(f"checkout {checkout.get('id')} names no known credit pack: {pack_id!r}")
+    ledger.add_entry(
+        session,
+        account_id=account.id,
+        kind=CreditKind.PACK_CREDITS,
+        source_id=intent,
+        amount=pack.credits,
+        payment_intent_id=intent,
+        stripe_event_id=event.id,
+        description=f"credit pack {pack.name}",
+    )
+
+
+# --- Opening a Checkout Session (the billing API) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSession:
+    id: str
+    url: str
+
+
+def checkout_idempotency_key(
+    ctx: BillingContext, *, user_id: str, customer_id: str, item: str, header_key: str | None
+) -> str:
+    """Stripe's idempotency key of this Checkout request (Stripe allows 255 characters)."""
+    if header_key:
+        digest = hashlib.sha256(header_key.encode()).hexdigest()
+        return f"checkout:{user_id}:{digest}"[:255]
+    window = int(ctx.now().timestamp()) // ctx.settings.checkout_idempotency_window_seconds
+    return f"checkout:{customer_id}:{item}:{window}"[:255]
+
+
+def create_checkout(
+    ctx: BillingContext,
+    *,
+    user_id: str,
+    customer_id: str,
+    plan: Plan | None = None,
+    pack: CreditPack | None = None,
+    idempotency_key: str,
+) -> CheckoutSession:
+    """Open a Checkout Session for exactly one of a plan (with a price) or a credit pack."""
+    base = ctx.settings.app_billing_url
+    joiner = "&" if "?" in base else "?"
+    params: SessionCreateParams = {
+        "customer": customer_id,
+        "client_reference_id": user_id,
+        "success_url": f"{base}{joiner}checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": f"{base}{joiner}checkout=canceled",
+    }
+    if plan is not None:
+        if plan.price_id is None:
+            raise ValueError(f"plan {plan.id} has no Stripe price")
+        metadata = {"user_id": user_id, "plan": plan.id}
+        params |= {
+            "mode": "subscription",
+            "line_items": [{"price": plan.price_id, "quantity": 1}],
+            "metadata": metadata,
+            "subscription_data": {"metadata": metadata},
+        }
+    elif pack is not None:
+        # `metadata.pack` is what `checkout.session.completed` credits.
+        metadata = {"user_id": user_id, "pack": pack.id}
+        params |= {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": pack.currency,
+                        "unit_amount": pack.amount,
+                        "product_data": {"name": pack.name},
+                    },
+                }
+            ],
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+        }
+    else:
+        raise ValueError("a Checkout Session is for a plan or a credit pack")
+    session = ctx.require_stripe().v1.checkout.sessions.create(
+        params=params, options={"idempotency_key": idempotency_key}
+    )
+    if not session.url:  # only embedded Checkout has none, and it is not asked for
+        raise stripe.APIError("Stripe returned a Checkout Session without a URL.")
+    return CheckoutSession(id=session.id, url=session.url)

@@ -1,0 +1,349 @@
+"""The dispute lifecycle: `charge.dispute.created`, `.updated`, `.closed`, `.funds_withdrawn`,
+`.funds_reinstated`, and Stripe's answers to the admin's actions (`billing.dispute_actions`).
+
+A chargeback holds back the credits its payment granted (one entry keyed by the dispute id)
+and gives them back once if it is won; a lost one keeps the hold. An inquiry holds nothing.
+Funds movements are recorded once each and never touch the ledger. Admins hear when a
+dispute opens and when it closes. Events and API answers go through `apply_dispute`, so both
+paths keep the same rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import sentry_sdk
+import stripe
+from sqlalchemy.orm import Session
+
+from billing.context import BillingContext
+from billing.dispute_notices import alert_admins
+from billing.events import StripeEvent
+from billing.payments import invoice_of_payment
+from billing.subscriptions import apply_stripe_subscription
+from core.stripe_objects import StripeDict, object_id, timestamp
+from db import ledger
+from db.accounts import ensure_account
+from db.disputes import (
+    DisputeCause,
+    DisputeState,
+    FundsMovement,
+    find_dispute,
+    insert_dispute,
+    link,
+    lock_dispute,
+    record_funds_movement,
+    record_status_change,
+    store_state,
+)
+from db.locks import advisory_lock, lock_customer
+from db.models import Account, CreditEntry, CreditKind, Dispute
+from db.subscriptions import Cause, live_subscription
+
+log = logging.getLogger("billing.disputes")
+
+# An inquiry (a "retrieval request") asks questions; no money has moved yet.
+INQUIRY_STATUSES = frozenset({"warning_needs_response", "warning_under_review", "warning_closed"})
+# Final: a late `updated` never reopens one of these.
+CLOSED_STATUSES = frozenset({"won", "lost", "warning_closed", "prevented"})
+# A won chargeback gives its hold back; so does a `prevented` one, which Stripe resolves with
+# a refund (and `charge.refunded` takes the credits back itself).
+RELEASING_STATUSES = ("won", "prevented")
+
+FUNDS_EVENTS = {
+    "charge.dispute.funds_withdrawn": FundsMovement.WITHDRAWN,
+    "charge.dispute.funds_reinstated": FundsMovement.REINSTATED,
+}
+
+
+@dataclass(slots=True)
+class DisputeSync:
+    dispute: Dispute
+    applied: bool  # False: what is stored is newer, or the dispute is closed
+    created: bool
+    previous_status: str | None
+
+    @property
+    def status_changed(self) -> bool:
+        return self.applied and self.previous_status != self.dispute.status
+
+    @property
+    def closed_now(self) -> bool:
+        return self.status_changed and self.dispute.status in CLOSED_STATUSES
+
+
+def dispute_event(session: Session, ctx: BillingContext, event: StripeEvent) -> None:
+    """Every dispute event: store the newest state, keep the ledger and the people in step."""
+    result = apply_dispute(
+        session,
+        ctx,
+        dispute=event.object,
+        as_of=event.time,
+        cause=DisputeCause.EVENT,
+        stripe_event_id=event.id,
+    )
+    movement = FUNDS_EVENTS.get(event.type)
+    if movement is not None:
+        record_movement(session, result.dispute, event.object, movement, event.id)
+
+
+def apply_dispute(
+    session: Session,
+    ctx: BillingContext,
+    *,
+    dispute: StripeDict,
+    as_of: datetime | None,
+    cause: DisputeCause,
+    stripe_event_id: str | None,
+) -> DisputeSync:
+    """Store a Stripe dispute object (from an event or an API answer) and apply its effects.
+    `as_of` None: Stripe's answer to our own call, its state now."""
+    state = dispute_state(dispute)
+    # Events of one dispute may name no customer: serialise them on the dispute itself.
+    advisory_lock(session, f"dispute:{state.stripe_dispute_id}")
+    stored = find_dispute(session, dispute_id=state.stripe_dispute_id)
+    account, grant = (None, None)
+    if stored is None or stored.grant_entry_id is None:
+        account, grant = find_what_it_paid_for(session, ctx, state)
+    if account is None and stored is not None and stored.account_id is not None:
+        account = session.get(Account, stored.account_id)
+    if account is not None:
+        # Holds and releases change the balance: in step with everything else on the account.
+        lock_customer(session, account.stripe_customer_id)
+    result = sync_dispute(
+        session, ctx, state=state, as_of=as_of, cause=cause, stripe_event_id=stripe_event_id
+    )
+    row = result.dispute
+    link(
+        session,
+        row,
+        account_id=account.id if account else None,
+        grant_id=grant.id if grant else None,
+    )
+    if result.created:
+        report(row)
+    hold_or_release_credits(session, row)
+    alert_admins(session, ctx, row, closed=row.status in CLOSED_STATUSES)
+    if result.closed_now and row.status == "lost" and not row.is_inquiry:
+        apply_lost_action(session, ctx, row, stripe_event_id)
+    return result
+
+
+def dispute_state(dispute: StripeDict) -> DisputeState:
+    """What Stripe says of a dispute at one moment, in any API version."""
+    if not dispute.get("id") or not dispute.get("status"):
+        raise ValueError("dispute object lacks its id or status")
+    status = dispute["status"]
+    card = (dispute.get("payment_method_details") or {}).get("card") or {}
+    evidence = dispute.get("evidence_details") or {}
+    return DisputeState(
+        stripe_dispute_id=dispute["id"],
+        charge_id=object_id(dispute.get("charge")),
+        payment_intent_id=object_id(dispute.get("payment_intent")),
+        amount=int(dispute.get("amount") or 0),
+        currency=dispute.get("currency") or "usd",
+        reason=dispute.get("reason"),
+        status=status,
+        # Newer API versions say it outright; every version marks inquiries by status.
+        is_inquiry=status in INQUIRY_STATUSES or card.get("case_type") == "inquiry",
+        is_charge_refundable=bool(dispute.get("is_charge_refundable")),
+        evidence_due_by=timestamp(evidence.get("due_by")),
+        evidence_submission_count=int(evidence.get("submission_count") or 0),
+        livemode=bool(dispute.get("livemode")),
+        created=timestamp(dispute.get("created")),
+    )
+
+
+def sync_dispute(
+    session: Session,
+    ctx: BillingContext,
+    *,
+    state: DisputeState,
+    as_of: datetime | None,
+    cause: DisputeCause,
+    stripe_event_id: str | None = None,
+) -> DisputeSync:
+    """The ordering guard: store the state unless what is stored is newer (equal times
+    apply); a closed dispute stays closed. Each change of status is recorded with its cause.
+    `as_of` None: Stripe's answer right now, newer than anything stored."""
+    authoritative = as_of is None
+    # Stripe's `created` has whole seconds: an event of the same second as our fetch applies.
+    as_of = as_of or ctx.now().replace(microsecond=0)
+    created = insert_dispute(session, state=state, as_of=as_of)
+    row = lock_dispute(session, dispute_id=state.stripe_dispute_id)
+    previous = None if created else row.status
+    stale = not authoritative and as_of < row.state_as_of
+    if not created and (stale or reopens(row.status, state.status)):
+        return DisputeSync(dispute=row, applied=False, created=False, previous_status=previous)
+    store_state(session, row, state=state, as_of=as_of)
+    if created or previous != state.status:
+        record_status_change(
+            session, row, from_status=previous, cause=cause, stripe_event_id=stripe_event_id
+        )
+    return DisputeSync(dispute=row, applied=True, created=created, previous_status=previous)
+
+
+def reopens(stored: str, incoming: str) -> bool:
+    return stored in CLOSED_STATUSES and incoming not in CLOSED_STATUSES
+
+
+def find_what_it_paid_for(
+    session: Session, ctx: BillingContext, state: DisputeState
+) -> tuple[Account | None, CreditEntry | None]:
+    """The account and the grant of the disputed payment: from the ledger (by payment intent
+    or charge, through the invoice it paid), else from Stripe (the charge's invoice and
+    customer; in newer API versions the invoice payments of the payment intent)."""
+    grant = ledger.find_grant_of_payment(
+        session, payment_intent_id=state.payment_intent_id, charge_id=state.charge_id
+    )
+    if grant is not None:
+        return session.get(Account, grant.account_id), grant
+    charge_id = state.charge_id
+    if charge_id is None:
+        return None, None
+    charge = ctx.retrieve(lambda client: client.v1.charges.retrieve(charge_id))
+    if charge is None:
+        return None, None
+    intent = state.payment_intent_id or object_id(charge.get("payment_intent"))
+    invoice_id = object_id(charge.get("invoice")) or invoice_of_payment(ctx, intent)
+    if invoice_id:
+        grant = next(iter(ledger.grants_of_invoice(session, invoice_id=invoice_id)), None)
+    customer_id = object_id(charge.get("customer"))
+    if grant is not None:
+        return session.get(Account, grant.account_id), grant
+    if customer_id:
+        # Before the account insert: a concurrent event of the same new customer holds this
+        # lock around its own insert, so taking it later could deadlock.
+        lock_customer(session, customer_id)
+        return ensure_account(session, customer_id=customer_id)[0], None
+    return None, None
+
+
+def hold_or_release_credits(session: Session, dispute: Dispute) -> None:
+    """A chargeback (not an inquiry) holds back what its payment granted and refunds have not
+    already taken back, once; won (or `prevented`, which Stripe settles by refunding) gives
+    the hold back, once. Both entries are keyed by the dispute id, whatever the order."""
+    if dispute.is_inquiry or dispute.grant_entry_id is None:
+        return
+    grant = session.get(CreditEntry, dispute.grant_entry_id)
+    assert grant is not None
+    # Everything the payment bought with it: a renewal that carried an upgrade paid for both.
+    granted = sum(entry.amount for entry in ledger.bought_with(session, grant))
+    refunded = -ledger.sum_by_source_prefix(
+        session, kind=CreditKind.REFUND, prefix=f"{dispute.charge_id}:"
+    )
+    still_granted = max(0, granted - refunded)
+    if still_granted:
+        ledger.add_entry(
+            session,
+            account_id=grant.account_id,
+            kind=CreditKind.DISPUTE_HOLD,
+            source_id=dispute.stripe_dispute_id,
+            amount=-still_granted,
+            payment_intent_id=dispute.payment_intent_id,
+            charge_id=dispute.charge_id,
+            description=f"held back while chargeback {dispute.stripe_dispute_id} is open",
+        )
+    hold = ledger.find_entry(
+        session, kind=CreditKind.DISPUTE_HOLD, source_id=dispute.stripe_dispute_id
+    )
+    if hold is not None and dispute.status in RELEASING_STATUSES:
+        ledger.add_entry(
+            session,
+            account_id=grant.account_id,
+            kind=CreditKind.DISPUTE_RELEASE,
+            source_id=dispute.stripe_dispute_id,
+            amount=-hold.amount,
+            payment_intent_id=dispute.payment_intent_id,
+            charge_id=dispute.charge_id,
+            description=f"chargeback {dispute.stripe_dispute_id} {dispute.status}",
+        )
+
+
+def record_movement(
+    session: Session,
+    dispute: Dispute,
+    obj: StripeDict,
+    kind: FundsMovement,
+    stripe_event_id: str,
+) -> None:
+    """The balance transaction of this movement (negative when withdrawn), recorded once."""
+    withdrawn = kind == FundsMovement.WITHDRAWN
+    transactions = [t for t in obj.get("balance_transactions") or [] if isinstance(t, dict)]
+    matching = [t for t in transactions if (int(t.get("amount") or 0) < 0) == withdrawn]
+    transaction = matching[-1] if matching else {}
+    amount = transaction.get("amount", -dispute.amount if withdrawn else dispute.amount)
+    record_funds_movement(
+        session,
+        dispute=dispute,
+        kind=kind,
+        amount=int(amount),
+        fee=int(transaction.get("fee") or 0),
+        currency=transaction.get("currency") or dispute.currency,
+        balance_transaction_id=transaction.get("id"),
+        stripe_event_id=stripe_event_id,
+    )
+
+
+def report(dispute: Dispute) -> None:
+    """Every new dispute is a Sentry warning with its ids (never the customer's details)."""
+    kind = "inquiry" if dispute.is_inquiry else "chargeback"
+    log.warning(
+        "dispute %s (%s) on charge %s: %s%s",
+        dispute.stripe_dispute_id,
+        kind,
+        dispute.charge_id,
+        dispute.status,
+        "" if dispute.linked else ", unlinked",
+    )
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("stripe_dispute_id", dispute.stripe_dispute_id)
+        scope.set_tag("stripe_charge_id", dispute.charge_id or "")
+        scope.set_tag("stripe_payment_intent_id", dispute.payment_intent_id or "")
+        scope.set_tag("dispute_linked", str(dispute.linked).lower())
+        sentry_sdk.capture_message(
+            f"Stripe {kind} {dispute.stripe_dispute_id} opened ({dispute.reason})", "warning"
+        )
+
+
+def apply_lost_action(
+    session: Session, ctx: BillingContext, dispute: Dispute, stripe_event_id: str | None
+) -> None:
+    """DISPUTE_LOST_ACTION=cancel_subscription: a lost chargeback ends the live subscription."""
+    if ctx.settings.dispute_lost_action != "cancel_subscription" or dispute.account_id is None:
+        return
+    subscription = live_subscription(session, account_id=dispute.account_id)
+    if subscription is None:
+        return
+    subscription_id = subscription.stripe_subscription_id
+    if ctx.stripe is None:
+        log.warning(
+            "dispute %s lost: no Stripe key to cancel %s",
+            dispute.stripe_dispute_id,
+            subscription_id,
+        )
+        return
+    try:
+        canceled: StripeDict | None = ctx.stripe.v1.subscriptions.cancel(subscription_id).to_dict()
+    except stripe.InvalidRequestError as exc:
+        # Already canceled in Stripe (a late `deleted` event, or dunning got there first):
+        # store what Stripe has instead of failing the dispute's event for good.
+        log.info(
+            "dispute %s lost: %s not canceled: %s", dispute.stripe_dispute_id, subscription_id, exc
+        )
+        canceled = ctx.retrieve(lambda client: client.v1.subscriptions.retrieve(subscription_id))
+        if canceled is None:
+            return
+    account = session.get(Account, dispute.account_id)
+    assert account is not None
+    apply_stripe_subscription(
+        session,
+        ctx,
+        account=account,
+        subscription=canceled,
+        as_of=None,  # Stripe's answer: its state now
+        cause=Cause.EVENT,
+        stripe_event_id=stripe_event_id,
+    )

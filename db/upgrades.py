@@ -1,0 +1,94 @@
+"""Upgrades waiting for their proration to be paid, and the paid invoices that settle them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from core.stripe_objects import timestamp
+from db.models import Invoice, UpgradeTopUp
+
+
+def record_top_up(
+    session: Session,
+    *,
+    account_id: int,
+    key: str,
+    subscription_id: str,
+    price_id: str,
+    old_price_id: str,
+    period_start: datetime | None,
+    period_end: datetime | None,
+    stripe_event_id: str | None,
+) -> UpgradeTopUp:
+    """The upgrade's row, inserted the first time its key is met (later records are no-ops)."""
+    session.execute(
+        insert(UpgradeTopUp)
+        .values(
+            key=key,
+            account_id=account_id,
+            stripe_subscription_id=subscription_id,
+            price_id=price_id,
+            old_price_id=old_price_id,
+            period_start=period_start,
+            period_end=period_end,
+            stripe_event_id=stripe_event_id,
+        )
+        .on_conflict_do_nothing(index_elements=[UpgradeTopUp.key])
+    )
+    row = session.scalar(select(UpgradeTopUp).where(UpgradeTopUp.key == key))
+    assert row is not None
+    return row
+
+
+def unpaid_top_ups(session: Session, *, subscription_id: str, price_id: str) -> list[UpgradeTopUp]:
+    """The subscription's upgrades to that price still waiting for their payment."""
+    return list(
+        session.scalars(
+            select(UpgradeTopUp)
+            .where(
+                UpgradeTopUp.stripe_subscription_id == subscription_id,
+                UpgradeTopUp.price_id == price_id,
+                UpgradeTopUp.settled_at.is_(None),
+            )
+            .order_by(UpgradeTopUp.id)
+            .with_for_update()
+        )
+    )
+
+
+def settled_by(session: Session, *, invoice_id: str) -> list[UpgradeTopUp]:
+    return list(
+        session.scalars(
+            select(UpgradeTopUp)
+            .where(UpgradeTopUp.stripe_invoice_id == invoice_id)
+            .order_by(UpgradeTopUp.id)
+        )
+    )
+
+
+def mark_settled(top_up: UpgradeTopUp, *, invoice: Invoice, credits: int, at: datetime) -> None:
+    top_up.stripe_invoice_id = invoice.stripe_invoice_id
+    top_up.credits = credits
+    top_up.settled_at = at
+
+
+def pays_for(proration: dict[str, Any], top_up: UpgradeTopUp) -> bool:
+    """Whether an invoice's proration line charges for the upgrade: the same subscription and
+    new price, a positive amount (the credit for the unused time of a price left behind is
+    negative: a downgrade's invoice pays for no upgrade), and time within the upgrade's
+    period (a later period's change to the same price is another upgrade)."""
+    if (
+        proration.get("subscription") != top_up.stripe_subscription_id
+        or proration.get("price") != top_up.price_id
+        or int(proration.get("amount") or 0) <= 0
+    ):
+        return False
+    start, end = timestamp(proration.get("start")), timestamp(proration.get("end"))
+    if start is None or end is None or top_up.period_start is None or top_up.period_end is None:
+        return True
+    return start < top_up.period_end and end > top_up.period_start

@@ -1,0 +1,23 @@
+"""The worker's `BillingContext`: built once per process from the settings, and handed to
+every billing function the event tasks, the reconciliation and the dispute reminders call."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from billing.context import BillingContext
+from core.settings import get_settings
+from core.task_names import SEND_EMAIL
+from tasks.celery_app import app
+
+
+def publish_email(email_log_id: int) -> None:
+    """Hand a committed `email_log` row to `emails.send`."""
+    app.send_task(SEND_EMAIL, args=[email_log_id])
+
+
+@lru_cache(maxsize=1)
+def worker_context() -> BillingContext:
+    """The process's context: its settings, catalogue and Stripe client (None while no key
+    is set: the rules then work from the event alone)."""
+    return BillingContext.from_settings(get_settings(), send_email=publish_email)
