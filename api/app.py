@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import redis.asyncio
 import stripe
@@ -36,6 +36,28 @@ from tasks.celery_app import publisher_app
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     init_sentry(settings, component="api")
+    app = FastAPI(
+        title="Stripe billing platform",
+        summary="Stripe webhooks in, credits, subscriptions and disputes kept right.",
+        version="0.1.0",
+        lifespan=_lifespan(settings),
+    )
+    app.state.settings = settings
+    app.state.stripe = make_stripe_client(settings)
+    app.state.stripe_health = health.StripeHealthCheck(app.state.stripe, settings)
+    app.state.catalogue = load_catalogue(settings)
+    _add_routes(app)
+    app.add_exception_handler(stripe.StripeError, handle_stripe_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    # Outside routing, so an oversized body is refused before auth and parsing; the webhook
+    # reads its raw body under its own cap (WEBHOOK_MAX_BYTES).
+    app.add_middleware(BodySizeLimit, exempt_paths=webhooks.WEBHOOK_PATHS)
+    return app
+
+
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What the webhook hot path keeps open for the process's life: the event store, the
+    dispatcher to the broker, and Redis."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,14 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.redis = redis.asyncio.from_url(
             settings.redis_url, socket_connect_timeout=1, socket_timeout=1
         )
-        # Everything imported and opened so far lives as long as the process. Left to the
-        # collector, those ~140k objects make every full collection a 60 ms stop of the
-        # event loop (one every couple of seconds under webhook load: the p99). Frozen, a
-        # full collection only walks what requests created since.
-        import gc
-
-        gc.collect()
-        gc.freeze()
+        _freeze_startup_objects()
         try:
             yield
         finally:
@@ -65,41 +80,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await dispatcher.stop()
             await app.state.redis.aclose()
 
-    app = FastAPI(
-        title="Stripe billing platform",
-        summary="Stripe webhooks in, credits, subscriptions and disputes kept right.",
-        version="0.1.0",
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    app.state.stripe = make_stripe_client(settings)
-    app.state.stripe_health = health.StripeHealthCheck(app.state.stripe, settings)
-    app.state.catalogue = load_catalogue(settings)
+    return lifespan
+
+
+def _freeze_startup_objects() -> None:
+    # Everything imported and opened so far lives as long as the process. Left to the
+    # collector, those ~140k objects make every full collection a 60 ms stop of the
+    # event loop (one every couple of seconds under webhook load: the p99). Frozen, a
+    # full collection only walks what requests created since.
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def _add_routes(app: FastAPI) -> None:
     # The webhook answers through plain routes matched before anything else (see
     # api.routes.webhooks); its FastAPI routes below only document it.
     for path in webhooks.WEBHOOK_PATHS:
         app.router.add_route(
             path, webhooks.receive_stripe_webhook, methods=["POST"], include_in_schema=False
         )
-    app.include_router(webhooks.router)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(admin_events.router)
-    app.include_router(admin_customers.router)
-    app.include_router(admin_disputes.router)
-    app.include_router(admin_reconciliation.router)
-    app.include_router(plans.router)
-    app.include_router(billing.router)
-    app.add_exception_handler(stripe.StripeError, handle_stripe_error)
-    # Outside routing, so an oversized body is refused before auth and parsing; the webhook
-    # reads its raw body under its own cap (WEBHOOK_MAX_BYTES).
-    app.add_middleware(BodySizeLimit, exempt_paths=webhooks.WEBHOOK_PATHS)
+    for module in (
+        webhooks,
+        health,
+        metrics,
+        admin_events,
+        admin_customers,
+        admin_disputes,
+        admin_reconciliation,
+        plans,
+        billing,
+    ):
+        app.include_router(module.router)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # A short reason, not the whole pydantic error tree.
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
 
-    return app
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # A short reason, not the whole pydantic error tree.
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)

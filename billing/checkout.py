@@ -156,33 +156,9 @@ def create_checkout(
         "cancel_url": f"{base}{joiner}checkout=canceled",
     }
     if plan is not None:
-        if plan.price_id is None:
-            raise ValueError(f"plan {plan.id} has no Stripe price")
-        metadata = {"user_id": user_id, "plan": plan.id}
-        params |= {
-            "mode": "subscription",
-            "line_items": [{"price": plan.price_id, "quantity": 1}],
-            "metadata": metadata,
-            "subscription_data": {"metadata": metadata},
-        }
+        params |= _subscription_params(plan, user_id=user_id)
     elif pack is not None:
-        # `metadata.pack` is what `checkout.session.completed` credits.
-        metadata = {"user_id": user_id, "pack": pack.id}
-        params |= {
-            "mode": "payment",
-            "line_items": [
-                {
-                    "quantity": 1,
-                    "price_data": {
-                        "currency": pack.currency,
-                        "unit_amount": pack.amount,
-                        "product_data": {"name": pack.name},
-                    },
-                }
-            ],
-            "metadata": metadata,
-            "payment_intent_data": {"metadata": metadata},
-        }
+        params |= _pack_params(pack, user_id=user_id)
     else:
         raise ValueError("a Checkout Session is for a plan or a credit pack")
     session = ctx.require_stripe().v1.checkout.sessions.create(
@@ -191,3 +167,35 @@ def create_checkout(
     if not session.url:  # only embedded Checkout has none, and it is not asked for
         raise stripe.APIError("Stripe returned a Checkout Session without a URL.")
     return CheckoutSession(id=session.id, url=session.url)
+
+
+def _subscription_params(plan: Plan, *, user_id: str) -> SessionCreateParams:
+    if plan.price_id is None:
+        raise ValueError(f"plan {plan.id} has no Stripe price")
+    metadata = {"user_id": user_id, "plan": plan.id}
+    return {
+        "mode": "subscription",
+        "line_items": [{"price": plan.price_id, "quantity": 1}],
+        "metadata": metadata,
+        "subscription_data": {"metadata": metadata},
+    }
+
+
+def _pack_params(pack: CreditPack, *, user_id: str) -> SessionCreateParams:
+    # `metadata.pack` is what `checkout.session.completed` credits.
+    metadata = {"user_id": user_id, "pack": pack.id}
+    return {
+        "mode": "payment",
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": pack.currency,
+                    "unit_amount": pack.amount,
+                    "product_data": {"name": pack.name},
+                },
+            }
+        ],
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+    }

@@ -80,18 +80,23 @@ def invoice_paid(session: Session, ctx: BillingContext, event: StripeEvent) -> N
         account,
         key=f"receipt:{invoice['id']}",
         template="payment_succeeded",
-        context={
-            "amount": stored.amount_paid,
-            "currency": stored.currency,
-            "plan_name": plan.name if plan else "one-time",
-            "credits_granted": granted,
-            "period_start": unix_time(stored.period_start),
-            "period_end": unix_time(stored.period_end),
-            "invoice_number": stored.number or stored.stripe_invoice_id,
-            "invoice_url": stored.hosted_invoice_url,
-            "invoice_pdf": stored.invoice_pdf,
-        },
+        context=_receipt_context(stored, plan, granted=granted),
     )
+
+
+def _receipt_context(stored: Invoice, plan: Plan | None, *, granted: int) -> dict[str, object]:
+    """What the `payment_succeeded` email shows of a paid invoice."""
+    return {
+        "amount": stored.amount_paid,
+        "currency": stored.currency,
+        "plan_name": plan.name if plan else "one-time",
+        "credits_granted": granted,
+        "period_start": unix_time(stored.period_start),
+        "period_end": unix_time(stored.period_end),
+        "invoice_number": stored.number or stored.stripe_invoice_id,
+        "invoice_url": stored.hosted_invoice_url,
+        "invoice_pdf": stored.invoice_pdf,
+    }
 
 
 def store_answered_invoice(

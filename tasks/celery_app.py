@@ -23,15 +23,7 @@ BROKER_CONNECT_TIMEOUT_SECONDS = 1
 
 
 def configure(app: Celery, settings: Settings) -> None:
-    transport_options: dict[str, object] = {
-        # Redis redelivers an unacknowledged message after this long; the sweep recovers a
-        # killed worker's events much sooner (SWEEP_STALE_AFTER_SECONDS).
-        "visibility_timeout": 3600,
-        "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
-        "max_retries": 1,
-    }
-    if settings.broker_key_prefix:
-        transport_options["global_keyprefix"] = settings.broker_key_prefix
+    transport_options = _transport_options(settings)
     app.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,
@@ -60,27 +52,46 @@ def configure(app: Celery, settings: Settings) -> None:
             "emails.*": {"queue": EMAILS_QUEUE},
             "billing.*": {"queue": MAINTENANCE_QUEUE},
         },
-        beat_schedule={
-            "sweep-unprocessed-events": {
-                "task": "billing.sweep_unprocessed_events",
-                "schedule": float(settings.sweep_interval_seconds),
-            },
-            "sweep-pending-emails": {
-                "task": "emails.sweep_pending",
-                "schedule": float(settings.sweep_interval_seconds),
-            },
-            "remind-dispute-evidence": {
-                "task": "billing.remind_dispute_evidence",
-                "schedule": _daily_at(settings.dispute_reminders_at),
-            },
-            "reconcile-subscriptions": {
-                "task": "billing.reconcile_subscriptions",
-                "schedule": _daily_at(settings.reconcile_at),
-            },
-        },
+        beat_schedule=_beat_schedule(settings),
         timezone="UTC",
         enable_utc=True,
     )
+
+
+def _transport_options(settings: Settings) -> dict[str, object]:
+    options: dict[str, object] = {
+        # Redis redelivers an unacknowledged message after this long; the sweep recovers a
+        # killed worker's events much sooner (SWEEP_STALE_AFTER_SECONDS).
+        "visibility_timeout": 3600,
+        "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
+        "max_retries": 1,
+    }
+    if settings.broker_key_prefix:
+        options["global_keyprefix"] = settings.broker_key_prefix
+    return options
+
+
+def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
+    """The periodic jobs: the sweeps every few seconds, the reminders and the reconciliation
+    once a day."""
+    return {
+        "sweep-unprocessed-events": {
+            "task": "billing.sweep_unprocessed_events",
+            "schedule": float(settings.sweep_interval_seconds),
+        },
+        "sweep-pending-emails": {
+            "task": "emails.sweep_pending",
+            "schedule": float(settings.sweep_interval_seconds),
+        },
+        "remind-dispute-evidence": {
+            "task": "billing.remind_dispute_evidence",
+            "schedule": _daily_at(settings.dispute_reminders_at),
+        },
+        "reconcile-subscriptions": {
+            "task": "billing.reconcile_subscriptions",
+            "schedule": _daily_at(settings.reconcile_at),
+        },
+    }
 
 
 def _daily_at(hh_mm: str) -> crontab:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from core.metrics import EMAILS, EmailOutcome, email_template_label
 from core.redaction import redact_email, redact_text
 from core.sentry import REPORTED
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from core.task_names import SEND_EMAIL
 from db.models import EmailLog, EmailStatus
 from db.outbox import claim_stale_rows
@@ -39,7 +39,6 @@ def _renderer() -> EmailRenderer:
 def send_email(self: Task, email_log_id: int) -> str:
     """Render and deliver one email_log row, once; retry temporary SMTP failures."""
     settings = get_settings()
-    retry_in: float | None = None
     with transaction() as session:
         # The row stays locked while the server talks, so a duplicate task skips it.
         row = session.execute(
@@ -48,35 +47,7 @@ def send_email(self: Task, email_log_id: int) -> str:
         if row is None or row.status != EmailStatus.PENDING:
             return "skipped"
         row.attempts += 1
-        try:
-            if not settings.smtp_url:
-                raise DeliveryError("SMTP_URL is not set", transient=False)
-            rendered = _renderer().render(row.template, row.context)
-            row.subject = rendered.subject
-            message = build_message(
-                rendered,
-                sender=settings.email_from,
-                recipients=row.recipients,
-                idempotency_key=row.idempotency_key,
-            )
-            row.smtp_response = deliver(
-                SmtpConfig.from_url(settings.smtp_url), message, row.recipients
-            )
-        except DeliveryError as exc:
-            row.last_error = str(exc)
-            if exc.transient and self.request.retries < self.max_retries:
-                retry_in = retry_delay(self.request.retries)
-                row.enqueued_at = func.now() + text(f"interval '{int(retry_in)} seconds'")
-            else:
-                _fail(row, exc)
-        except Exception as exc:  # a template or data error: sending again will not help
-            row.last_error = f"{type(exc).__name__}: {exc}"
-            _fail(row, exc)
-        else:
-            row.status = EmailStatus.SENT
-            row.sent_at = func.now()
-            row.last_error = None
-            log.info("email %s (%s) sent to %s", row.id, row.template, _who(row.recipients))
+        retry_in = _attempt(self, row, settings)
         status, error, template = row.status, row.last_error, row.template
     # Counted once the outcome is committed; a skipped duplicate task is no attempt.
     outcome = EmailOutcome.RETRIED if retry_in is not None else status  # sent or failed
@@ -90,6 +61,44 @@ def send_email(self: Task, email_log_id: int) -> str:
         )
         raise self.retry(countdown=retry_in)
     return status
+
+
+def _attempt(task: Task, row: EmailLog, settings: Settings) -> float | None:
+    """Send the row's email and record the outcome on it; the seconds until the retry when a
+    temporary failure leaves retries, else None."""
+    try:
+        row.smtp_response = _render_and_deliver(row, settings)
+    except DeliveryError as exc:
+        row.last_error = str(exc)
+        if exc.transient and task.request.retries < task.max_retries:
+            retry_in = retry_delay(task.request.retries)
+            row.enqueued_at = func.now() + text(f"interval '{int(retry_in)} seconds'")
+            return retry_in
+        _fail(row, exc)
+    except Exception as exc:  # a template or data error: sending again will not help
+        row.last_error = f"{type(exc).__name__}: {exc}"
+        _fail(row, exc)
+    else:
+        row.status = EmailStatus.SENT
+        row.sent_at = func.now()
+        row.last_error = None
+        log.info("email %s (%s) sent to %s", row.id, row.template, _who(row.recipients))
+    return None
+
+
+def _render_and_deliver(row: EmailLog, settings: Settings) -> str:
+    """The SMTP server's answer; raises DeliveryError, or whatever rendering raises."""
+    if not settings.smtp_url:
+        raise DeliveryError("SMTP_URL is not set", transient=False)
+    rendered = _renderer().render(row.template, row.context)
+    row.subject = rendered.subject
+    message = build_message(
+        rendered,
+        sender=settings.email_from,
+        recipients=row.recipients,
+        idempotency_key=row.idempotency_key,
+    )
+    return deliver(SmtpConfig.from_url(settings.smtp_url), message, row.recipients)
 
 
 def _fail(row: EmailLog, exc: BaseException) -> None:

@@ -180,42 +180,63 @@ def prepare_postgres(var_dir: Path, port: int) -> ServerSpec:
     data_dir.mkdir(parents=True, exist_ok=True)
     user = _server_user()
     if user is not None:
-        entry = pwd.getpwnam(user)
-        for path in (data_dir.parent, data_dir):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-        _check_reachable(user, [bin_dir / "postgres", data_dir])
+        _hand_over_data_dir(user, bin_dir, data_dir)
     data_dir.chmod(0o700)
     if not (data_dir / "PG_VERSION").exists():
-        initdb = subprocess.run(
-            [
-                str(bin_dir / "initdb"),
-                "--pgdata",
-                str(data_dir),
-                "--username",
-                DATABASE_ROLE,
-                # Replaced at once below; never trust, not even for a moment.
-                "--auth",
-                "reject",
-                "--encoding",
-                "UTF8",
-                "--no-instructions",
-            ],
-            user=user,
-            capture_output=True,
-            text=True,
-            check=False,
-            # Out of the terminal's process group: a Ctrl-C is billing up's to handle.
-            start_new_session=True,
-        )
-        if initdb.returncode != 0:
-            last = (initdb.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise EmbeddedError(f"initdb failed in {data_dir}: {last}")
+        _initdb(bin_dir, data_dir, user)
     password = kept_secret(var_dir / POSTGRES_PASSWORD_FILE, _new_password)
     # The password first: should this stop half-way, the old pg_hba.conf is still there and
     # the next start does both again.
     _set_role_password(bin_dir, data_dir, user, password)
     _write_pg_hba(data_dir, user)
-    argv = [
+    return ServerSpec(
+        name="postgres",
+        argv=_postgres_argv(bin_dir, data_dir, port),
+        url=f"postgresql+psycopg://{DATABASE_ROLE}:{quote(password, safe='')}@{HOST}:{port}/"
+        f"{DATABASE_NAME}",
+        password=password,
+        user=user,
+    )
+
+
+def _hand_over_data_dir(user: str, bin_dir: Path, data_dir: Path) -> None:
+    """Give the data directory to the unprivileged user the server runs as (as root)."""
+    entry = pwd.getpwnam(user)
+    for path in (data_dir.parent, data_dir):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    _check_reachable(user, [bin_dir / "postgres", data_dir])
+
+
+def _initdb(bin_dir: Path, data_dir: Path, user: str | None) -> None:
+    initdb = subprocess.run(
+        [
+            str(bin_dir / "initdb"),
+            "--pgdata",
+            str(data_dir),
+            "--username",
+            DATABASE_ROLE,
+            # Replaced by _write_pg_hba before the server starts; never trust, not even for
+            # a moment.
+            "--auth",
+            "reject",
+            "--encoding",
+            "UTF8",
+            "--no-instructions",
+        ],
+        user=user,
+        capture_output=True,
+        text=True,
+        check=False,
+        # Out of the terminal's process group: a Ctrl-C is billing up's to handle.
+        start_new_session=True,
+    )
+    if initdb.returncode != 0:
+        last = (initdb.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise EmbeddedError(f"initdb failed in {data_dir}: {last}")
+
+
+def _postgres_argv(bin_dir: Path, data_dir: Path, port: int) -> list[str]:
+    return [
         str(bin_dir / "postgres"),
         "-D",
         str(data_dir),
@@ -227,14 +248,6 @@ def prepare_postgres(var_dir: Path, port: int) -> ServerSpec:
         "-c",
         "unix_socket_directories=",
     ]
-    return ServerSpec(
-        name="postgres",
-        argv=argv,
-        url=f"postgresql+psycopg://{DATABASE_ROLE}:{quote(password, safe='')}@{HOST}:{port}/"
-        f"{DATABASE_NAME}",
-        password=password,
-        user=user,
-    )
 
 
 def _scram_verifier(password: str) -> str:

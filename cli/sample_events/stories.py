@@ -1,0 +1,245 @@
+"""The story each event type of `billing trigger` tells: the events Stripe sends before the
+named one, then the named one (see the package's docstring for why)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from cli.sample_events.charges import charge
+from cli.sample_events.checkout import pack_checkout, subscription_checkout
+from cli.sample_events.customers import customer
+from cli.sample_events.disputes import dispute
+from cli.sample_events.events import Step, event
+from cli.sample_events.ids import checkout_session_id, stripe_id
+from cli.sample_events.invoices import invoice, proration_invoice
+from cli.sample_events.prices import PlanPrice
+from cli.sample_events.story import Payment, Story, StripeDict, SubscriptionIds
+from cli.sample_events.subscriptions import subscription
+from core.plans import CreditPack
+
+
+class SampleError(Exception):
+    """The event cannot be built from this configuration; the message is one sentence."""
+
+
+def _pack(story: Story, event_type: str) -> CreditPack:
+    if story.pack is None:
+        raise SampleError(
+            f"{event_type} is about a credit-pack purchase, and the plan catalogue "
+            "(PLANS_FILE) has no credit pack."
+        )
+    return story.pack
+
+
+def _new_payment(pack: CreditPack) -> Payment:
+    return Payment(
+        checkout_session=checkout_session_id(),
+        payment_intent=stripe_id("pi"),
+        charge=stripe_id("ch"),
+        amount=pack.amount,
+        currency=pack.currency,
+    )
+
+
+def _purchase(story: Story, event_type: str) -> tuple[list[Step], Payment]:
+    pack = _pack(story, event_type)
+    payment = _new_payment(pack)
+    return [Step("checkout.session.completed", pack_checkout(story, pack, payment))], payment
+
+
+def _customers_subscription(story: Story, plan: PlanPrice, ids: SubscriptionIds) -> list[Step]:
+    """A new customer's subscription, so its invoices' account shows a plan; a customer given
+    with --customer is taken to have one already."""
+    if not story.new_customer:
+        return []
+    return [Step("customer.subscription.created", subscription(story, ids, plan))]
+
+
+def customer_created(story: Story) -> list[Step]:
+    return [Step("customer.created", customer(story), by_request=True)]
+
+
+def customer_updated(story: Story) -> list[Step]:
+    return [
+        Step(
+            "customer.updated",
+            customer(story, email=story.updated_email),
+            previous_attributes={"email": story.email},
+            by_request=True,
+        )
+    ]
+
+
+def checkout_completed(story: Story) -> list[Step]:
+    """A Checkout for the starter plan, with what Stripe sends around it: the subscription it
+    made and its first invoice, paid (the receipt; the credits, keyed by that invoice)."""
+    ids, plan = SubscriptionIds.new(), story.starter
+    first_invoice = invoice(
+        story, ids, plan, invoice_id=ids.latest_invoice, billing_reason="subscription_create"
+    )
+    return [
+        Step("customer.subscription.created", subscription(story, ids, plan)),
+        Step("invoice.paid", first_invoice),
+        Step("checkout.session.completed", subscription_checkout(story, ids, plan)),
+    ]
+
+
+def checkout_async_payment_succeeded(story: Story) -> list[Step]:
+    """A credit pack paid by bank debit: the session completes unpaid, and the money arrives."""
+    event_type = "checkout.session.async_payment_succeeded"
+    pack = _pack(story, event_type)
+    payment = _new_payment(pack)
+    return [
+        Step(
+            "checkout.session.completed",
+            pack_checkout(story, pack, payment, paid=False, delayed=True),
+        ),
+        Step(event_type, pack_checkout(story, pack, payment, delayed=True)),
+    ]
+
+
+def subscription_created(story: Story) -> list[Step]:
+    ids = SubscriptionIds.new()
+    return [Step("customer.subscription.created", subscription(story, ids, story.starter))]
+
+
+def subscription_updated(story: Story) -> list[Step]:
+    """An upgrade from starter to pro, its proration invoiced and paid at once: the period's
+    credits are topped up, the customer told. The paid invoice comes first so that the named
+    event is last; the platform grants the upgrade when both are known, in either order."""
+    ids = SubscriptionIds.new()
+    old = subscription(story, ids, story.starter)
+    upgraded = replace(ids, latest_invoice=stripe_id("in"))
+    return [
+        Step("customer.subscription.created", old),
+        Step("invoice.paid", proration_invoice(story, upgraded, story.starter, story.pro)),
+        Step(
+            "customer.subscription.updated",
+            subscription(story, upgraded, story.pro),
+            previous_attributes={"items": old["items"], "latest_invoice": ids.latest_invoice},
+            by_request=True,
+        ),
+    ]
+
+
+def subscription_deleted(story: Story) -> list[Step]:
+    """A starter subscription canceled at once: back to `free`, and the goodbye email."""
+    ids = SubscriptionIds.new()
+    return [
+        Step("customer.subscription.created", subscription(story, ids, story.starter)),
+        Step(
+            "customer.subscription.deleted",
+            subscription(story, ids, story.starter, status="canceled"),
+            by_request=True,
+        ),
+    ]
+
+
+def _invoice_paid(event_type: str) -> Callable[[Story], list[Step]]:
+    def build(story: Story) -> list[Step]:
+        """A renewal of the starter plan, paid: the period's credits and a receipt."""
+        ids, plan = SubscriptionIds.new(), story.starter
+        renewal = invoice(
+            story, ids, plan, invoice_id=stripe_id("in"), billing_reason="subscription_cycle"
+        )
+        return [*_customers_subscription(story, plan, ids), Step(event_type, renewal)]
+
+    return build
+
+
+def invoice_payment_failed(story: Story) -> list[Step]:
+    """A renewal whose card was declined: past due (when the subscription is known here), and
+    the pay-now email."""
+    ids, plan = SubscriptionIds.new(), story.starter
+    renewal = invoice(
+        story,
+        ids,
+        plan,
+        invoice_id=stripe_id("in"),
+        billing_reason="subscription_cycle",
+        paid=False,
+    )
+    return [*_customers_subscription(story, plan, ids), Step("invoice.payment_failed", renewal)]
+
+
+def charge_refunded(story: Story) -> list[Step]:
+    """A credit pack bought, then refunded in full: the credits go back."""
+    steps, payment = _purchase(story, "charge.refunded")
+    refunded = charge(story, payment, refunded=payment.amount)
+    return [
+        *steps,
+        Step(
+            "charge.refunded",
+            refunded,
+            previous_attributes={"amount_refunded": 0, "refunded": False},
+            by_request=True,
+        ),
+    ]
+
+
+def _dispute_story(event_type: str) -> Callable[[Story], list[Step]]:
+    """A credit pack bought, then charged back: `created` holds its credits and tells the
+    admins; the later events carry on from an opened dispute to where their type says."""
+
+    def build(story: Story) -> list[Step]:
+        steps, payment = _purchase(story, event_type)
+        dispute_id = stripe_id("dp")
+
+        def opened(**kwargs: Any) -> StripeDict:
+            return dispute(story, payment, dispute_id=dispute_id, status="needs_response", **kwargs)
+
+        steps.append(Step("charge.dispute.created", opened()))
+        if event_type == "charge.dispute.updated":
+            answered = dispute(story, payment, dispute_id=dispute_id, status="under_review")
+            steps.append(
+                Step(event_type, answered, previous_attributes={"status": "needs_response"})
+            )
+        elif event_type == "charge.dispute.closed":
+            won = dispute(story, payment, dispute_id=dispute_id, status="won", reinstated=True)
+            steps.append(Step(event_type, won, previous_attributes={"status": "under_review"}))
+        elif event_type == "charge.dispute.funds_withdrawn":
+            steps.append(Step(event_type, opened()))
+        elif event_type == "charge.dispute.funds_reinstated":
+            steps.append(Step("charge.dispute.funds_withdrawn", opened()))
+            won = dispute(story, payment, dispute_id=dispute_id, status="won", reinstated=True)
+            steps.append(Step(event_type, won))
+        return steps
+
+    return build
+
+
+# Every event type `billing trigger` can send; a test keeps it equal to the handled types.
+BUILDERS: dict[str, Callable[[Story], list[Step]]] = {
+    "customer.created": customer_created,
+    "customer.updated": customer_updated,
+    "checkout.session.completed": checkout_completed,
+    "checkout.session.async_payment_succeeded": checkout_async_payment_succeeded,
+    "customer.subscription.created": subscription_created,
+    "customer.subscription.updated": subscription_updated,
+    "customer.subscription.deleted": subscription_deleted,
+    "invoice.paid": _invoice_paid("invoice.paid"),
+    "invoice.payment_succeeded": _invoice_paid("invoice.payment_succeeded"),
+    "invoice.payment_failed": invoice_payment_failed,
+    "charge.refunded": charge_refunded,
+    "charge.dispute.created": _dispute_story("charge.dispute.created"),
+    "charge.dispute.updated": _dispute_story("charge.dispute.updated"),
+    "charge.dispute.closed": _dispute_story("charge.dispute.closed"),
+    "charge.dispute.funds_withdrawn": _dispute_story("charge.dispute.funds_withdrawn"),
+    "charge.dispute.funds_reinstated": _dispute_story("charge.dispute.funds_reinstated"),
+}
+
+
+def supported_types() -> list[str]:
+    return sorted(BUILDERS)
+
+
+def build_events(event_type: str, story: Story) -> list[StripeDict]:
+    """The events of one trigger, in the order Stripe would send them; the named one last.
+    Raises KeyError for a type not in BUILDERS, SampleError when the catalogue lacks a pack."""
+    steps = BUILDERS[event_type](story)
+    if story.new_customer and event_type != "customer.created":
+        steps = [*customer_created(story), *steps]
+    last = len(steps) - 1
+    return [event(step, created=story.now - (last - i)) for i, step in enumerate(steps)]
