@@ -31,9 +31,8 @@ from db.disputes import (
     DisputeState,
     FundsMovement,
     find_dispute,
-    insert_dispute,
     link,
-    lock_dispute,
+    lock_dispute_row,
     record_funds_movement,
     record_status_change,
     store_state,
@@ -171,8 +170,7 @@ def sync_dispute(
     authoritative = as_of is None
     # Stripe's `created` has whole seconds: an event of the same second as our fetch applies.
     as_of = as_of or ctx.now().replace(microsecond=0)
-    created = insert_dispute(session, state=state, as_of=as_of)
-    row = lock_dispute(session, dispute_id=state.stripe_dispute_id)
+    row, created = lock_dispute_row(session, state=state, as_of=as_of)
     previous = None if created else row.status
     stale = not authoritative and as_of < row.state_as_of
     if not created and (stale or reopens(row.status, state.status)):

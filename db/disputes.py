@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.models import Dispute, DisputeFundsMovement, DisputeStatusChange
+from db.upserts import insert_or_lock
 
 # Waiting for the business to answer: the evidence reminders are about these.
 AWAITING_RESPONSE = ("needs_response", "warning_needs_response")
@@ -51,38 +52,24 @@ def find_dispute(session: Session, *, dispute_id: str) -> Dispute | None:
     return session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == dispute_id))
 
 
-def insert_dispute(session: Session, *, state: DisputeState, as_of: datetime) -> bool:
-    """Insert the dispute's row unless it exists; True if this call inserted it."""
-    return (
-        session.execute(
-            insert(Dispute)
-            .values(
-                stripe_dispute_id=state.stripe_dispute_id,
-                amount=state.amount,
-                currency=state.currency,
-                status=state.status,
-                is_inquiry=state.is_inquiry,
-                state_as_of=as_of,
-            )
-            .on_conflict_do_nothing(index_elements=[Dispute.stripe_dispute_id])
-            .returning(Dispute.id)
-        ).scalar_one_or_none()
-        is not None
+def lock_dispute_row(
+    session: Session, *, state: DisputeState, as_of: datetime
+) -> tuple[Dispute, bool]:
+    """The dispute's row, inserted (with `as_of`) the first time it is met and locked until the
+    transaction ends; (row, created)."""
+    return insert_or_lock(
+        session,
+        Dispute,
+        key=Dispute.stripe_dispute_id,
+        values={
+            "stripe_dispute_id": state.stripe_dispute_id,
+            "amount": state.amount,
+            "currency": state.currency,
+            "status": state.status,
+            "is_inquiry": state.is_inquiry,
+            "state_as_of": as_of,
+        },
     )
-
-
-def lock_dispute(session: Session, *, dispute_id: str) -> Dispute:
-    """The dispute's row, locked for the rest of the transaction and read afresh."""
-    row = session.scalar(
-        select(Dispute)
-        .where(Dispute.stripe_dispute_id == dispute_id)
-        .with_for_update()
-        # A caller's copy from before the lock must not stand in for the committed row.
-        .execution_options(populate_existing=True)
-    )
-    if row is None:
-        raise LookupError(f"no dispute {dispute_id}")
-    return row
 
 
 def store_state(session: Session, row: Dispute, *, state: DisputeState, as_of: datetime) -> None:

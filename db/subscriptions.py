@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.plans import FREE_PLAN
@@ -23,6 +22,7 @@ from core.stripe_objects import (
     subscription_price_id,
 )
 from db.models import Account, Subscription, SubscriptionChange
+from db.upserts import insert_or_lock
 
 # Statuses in which the customer has the plan they pay for.
 LIVE_STATUSES = ("active", "trialing", "past_due")
@@ -87,29 +87,19 @@ def find_subscription(session: Session, *, subscription_id: str) -> Subscription
 def lock_subscription_row(
     session: Session, *, account: Account, state: SubscriptionState, as_of: datetime
 ) -> tuple[Subscription, bool]:
-    """The subscription's row, inserted (with `as_of`) the first time it is met, locked until
-    the transaction ends and read as committed now; (row, created)."""
-    inserted = session.execute(
-        insert(Subscription)
-        .values(
-            stripe_subscription_id=state.stripe_subscription_id,
-            account_id=account.id,
-            status=state.status,
-            state_as_of=as_of,
-        )
-        .on_conflict_do_nothing(index_elements=[Subscription.stripe_subscription_id])
-        .returning(Subscription.id)
-    ).scalar_one_or_none()
-    row = session.scalar(
-        select(Subscription)
-        .where(Subscription.stripe_subscription_id == state.stripe_subscription_id)
-        .with_for_update()
-        # The caller may hold this row from before the lock (the billing API reads it, then
-        # calls Stripe): compare with what is committed now, not with that copy.
-        .execution_options(populate_existing=True)
+    """The subscription's row, inserted (with `as_of`) the first time it is met and locked
+    until the transaction ends; (row, created)."""
+    return insert_or_lock(
+        session,
+        Subscription,
+        key=Subscription.stripe_subscription_id,
+        values={
+            "stripe_subscription_id": state.stripe_subscription_id,
+            "account_id": account.id,
+            "status": state.status,
+            "state_as_of": as_of,
+        },
     )
-    assert row is not None
-    return row, inserted is not None
 
 
 def record_change(

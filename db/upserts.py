@@ -1,0 +1,34 @@
+"""The row of a Stripe object, inserted the first time it is met and then locked."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from db.models import Base
+
+Row = TypeVar("Row", bound=Base)
+
+
+def insert_or_lock(
+    session: Session, model: type[Row], *, key: InstrumentedAttribute[str], values: dict[str, Any]
+) -> tuple[Row, bool]:
+    """The row whose unique `key` column holds `values[key]`: inserted with `values` unless it
+    exists, then locked until the transaction ends and read as committed now; (row, created).
+    The insert first, so that two deliveries of a new object wait on one row instead of both
+    finding nothing; the fresh read, because the caller may hold a copy from before the lock
+    (the billing API reads the row, then calls Stripe) and must compare with what is stored."""
+    inserted = session.execute(
+        insert(model).values(**values).on_conflict_do_nothing(index_elements=[key]).returning(key)
+    ).scalar_one_or_none()
+    row = session.scalar(
+        select(model)
+        .where(key == values[key.key])
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None  # inserted now, or before
+    return row, inserted is not None
