@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.body_limit import BodySizeLimit
+from api.deps import publisher
 from api.dispatch import EventDispatcher
 from api.ingest import EventStore
 from api.routes import (
@@ -30,7 +31,6 @@ from core.plans import load_catalogue
 from core.sentry import init_sentry
 from core.settings import Settings, get_settings
 from core.stripe_client import make_stripe_client
-from tasks.celery_app import publisher_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -63,7 +63,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = EventStore(settings.libpq_url)
         await store.open()
-        dispatcher = EventDispatcher(publisher_app(settings))
+        dispatcher = EventDispatcher(publisher(app))
         dispatcher.start()
         app.state.event_store = store
         app.state.dispatcher = dispatcher
