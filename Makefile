@@ -41,7 +41,7 @@ test: check-lock ## the whole suite against the local PostgreSQL and Redis
 	$(BIN)/pytest
 
 fuzz: install ## the property-based tests at length; never part of `make test`
-	HYPOTHESIS_PROFILE=long $(BIN)/pytest tests/fuzz -m fuzz -p no:randomly
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest tests/fuzz tests/billing/test_settlement_properties.py -m fuzz -p no:randomly
 
 lint: install
 	$(BIN)/ruff check .
