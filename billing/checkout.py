@@ -24,12 +24,14 @@ from billing.accounts import adopt_customer
 from billing.context import BillingContext
 from billing.events import StripeEvent
 from billing.invoices import grant_period_credits
+from billing.settlement import bring_ledger_to
 from billing.subscriptions import apply_stripe_subscription, fetch_subscription
 from core.plans import CreditPack, Plan
 from core.stripe_objects import object_id
 from db import ledger
+from db.invoices import find_invoice
 from db.models import Account, CreditKind
-from db.subscriptions import Cause, find_subscription
+from db.subscriptions import Cause, first_price_of
 
 log = logging.getLogger("billing.checkout")
 
@@ -81,9 +83,8 @@ def subscription_checkout(
             cause=Cause.EVENT,
             stripe_event_id=event.id,
         )
-    subscription = find_subscription(session, subscription_id=subscription_id)
-    plan = ctx.catalogue.plan(subscription.plan or "") if subscription else None
     invoice_id = object_id(checkout.get("invoice"))
+    plan = billed_plan(session, ctx, checkout=checkout, subscription_id=subscription_id)
     # Without the plan or the invoice (API versions before 2022 have no `invoice` here) the
     # invoice's own event grants the period: it carries both, under the same key.
     # An unpaid session (a delayed payment method) grants nothing: `invoice.paid` will.
@@ -91,6 +92,31 @@ def subscription_checkout(
         grant_period_credits(
             session, account=account, invoice_id=invoice_id, plan=plan, stripe_event_id=event.id
         )
+        bring_ledger_to(
+            session,
+            payment_intent_id=None,
+            charge_id=None,
+            invoice_id=invoice_id,
+            stripe_event_id=event.id,
+        )
+
+
+def billed_plan(
+    session: Session, ctx: BillingContext, *, checkout: dict, subscription_id: str
+) -> Plan | None:
+    """The plan the session's first invoice billed, not the subscription's plan today: a
+    Checkout delivered after an upgrade or a downgrade must grant what was paid for. The
+    stored invoice's plan; else the plan the session was opened for (`metadata.plan`); else
+    the price the subscription was first stored with."""
+    invoice_id = object_id(checkout.get("invoice"))
+    stored = find_invoice(session, invoice_id=invoice_id) if invoice_id else None
+    if stored is not None and stored.plan:
+        return ctx.catalogue.plan(stored.plan)
+    named = ctx.catalogue.plan((checkout.get("metadata") or {}).get("plan") or "")
+    if named is not None:
+        return named
+    first_price = first_price_of(session, subscription_id=subscription_id)
+    return ctx.catalogue.plan_for_price(first_price) if first_price else None
 
 
 def pack_checkout(
@@ -115,6 +141,8 @@ def pack_checkout(
         stripe_event_id=event.id,
         description=f"credit pack {pack.name}",
     )
+    # A refund or a dispute of the payment that came first takes its share now.
+    bring_ledger_to(session, payment_intent_id=intent, charge_id=None, stripe_event_id=event.id)
 
 
 # --- Opening a Checkout Session (the billing API) -----------------------------------------

@@ -22,6 +22,7 @@ from billing.context import BillingContext
 from billing.dispute_notices import alert_admins
 from billing.events import StripeEvent
 from billing.payments import invoice_of_payment
+from billing.settlement import bring_ledger_to
 from billing.subscriptions import apply_stripe_subscription
 from core.stripe_objects import StripeDict, object_id, timestamp
 from db import ledger
@@ -47,9 +48,6 @@ log = logging.getLogger("billing.disputes")
 INQUIRY_STATUSES = frozenset({"warning_needs_response", "warning_under_review", "warning_closed"})
 # Final: a late `updated` never reopens one of these.
 CLOSED_STATUSES = frozenset({"won", "lost", "warning_closed", "prevented"})
-# A won chargeback gives its hold back; so does a `prevented` one, which Stripe resolves with
-# a refund (and `charge.refunded` takes the credits back itself).
-RELEASING_STATUSES = ("won", "prevented")
 
 FUNDS_EVENTS = {
     "charge.dispute.funds_withdrawn": FundsMovement.WITHDRAWN,
@@ -220,44 +218,23 @@ def find_what_it_paid_for(
 
 
 def hold_or_release_credits(session: Session, dispute: Dispute) -> None:
-    """A chargeback (not an inquiry) holds back what its payment granted and refunds have not
-    already taken back, once; won (or `prevented`, which Stripe settles by refunding) gives
-    the hold back, once. Both entries are keyed by the dispute id, whatever the order."""
-    if dispute.is_inquiry or dispute.grant_entry_id is None:
-        return
-    grant = session.get(CreditEntry, dispute.grant_entry_id)
-    assert grant is not None
-    # Everything the payment bought with it: a renewal that carried an upgrade paid for both.
-    granted = sum(entry.amount for entry in ledger.bought_with(session, grant))
-    refunded = -ledger.sum_by_source_prefix(
-        session, kind=CreditKind.REFUND, prefix=f"{dispute.charge_id}:"
+    """The dispute is a fact about its payment: bring the payment's ledger to what all of its
+    facts say (`billing.settlement`). A chargeback holds back what the payment bought and
+    refunds have not taken, won (or `prevented`) gives it back; an inquiry holds nothing. A
+    dispute met before its purchase settles when the purchase is granted."""
+    invoice_id = None
+    if dispute.grant_entry_id is not None:
+        grant = session.get(CreditEntry, dispute.grant_entry_id)
+        if grant is not None:
+            invoice_id = grant.stripe_invoice_id or (
+                grant.source_id if grant.kind == CreditKind.PLAN_CREDITS else None
+            )
+    bring_ledger_to(
+        session,
+        payment_intent_id=dispute.payment_intent_id,
+        charge_id=dispute.charge_id,
+        invoice_id=invoice_id,
     )
-    still_granted = max(0, granted - refunded)
-    if still_granted:
-        ledger.add_entry(
-            session,
-            account_id=grant.account_id,
-            kind=CreditKind.DISPUTE_HOLD,
-            source_id=dispute.stripe_dispute_id,
-            amount=-still_granted,
-            payment_intent_id=dispute.payment_intent_id,
-            charge_id=dispute.charge_id,
-            description=f"held back while chargeback {dispute.stripe_dispute_id} is open",
-        )
-    hold = ledger.find_entry(
-        session, kind=CreditKind.DISPUTE_HOLD, source_id=dispute.stripe_dispute_id
-    )
-    if hold is not None and dispute.status in RELEASING_STATUSES:
-        ledger.add_entry(
-            session,
-            account_id=grant.account_id,
-            kind=CreditKind.DISPUTE_RELEASE,
-            source_id=dispute.stripe_dispute_id,
-            amount=-hold.amount,
-            payment_intent_id=dispute.payment_intent_id,
-            charge_id=dispute.charge_id,
-            description=f"chargeback {dispute.stripe_dispute_id} {dispute.status}",
-        )
 
 
 def record_movement(

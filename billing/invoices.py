@@ -18,6 +18,7 @@ from billing.context import BillingContext
 from billing.events import NotYetKnown, StripeEvent
 from billing.notices import notify_customer
 from billing.plans import plan_for_price
+from billing.settlement import bring_ledger_to
 from billing.subscriptions import apply_stripe_subscription, fetch_subscription, mark_past_due
 from billing.upgrades import settle_upgrades
 from core.plans import Plan
@@ -61,8 +62,8 @@ def invoice_paid(session: Session, ctx: BillingContext, event: StripeEvent) -> N
         as_of=event.time,
     )
     granted = 0
+    intent, charge = invoice_payment_ids(invoice)
     if subscription_id and plan and invoice_grants_credits(invoice):
-        intent, charge = invoice_payment_ids(invoice)
         granted = grant_period_credits(
             session,
             account=account,
@@ -74,6 +75,14 @@ def invoice_paid(session: Session, ctx: BillingContext, event: StripeEvent) -> N
         )
     # A paid invoice carrying an upgrade's proration (its own, or a renewal's) pays for it.
     granted += settle_upgrades(session, ctx, invoice=stored, stripe_event_id=event.id)
+    # Refunds and disputes of this payment that came first take their share now.
+    bring_ledger_to(
+        session,
+        payment_intent_id=intent or stored.payment_intent_id,
+        charge_id=charge or stored.charge_id,
+        invoice_id=invoice["id"],
+        stripe_event_id=event.id,
+    )
     notify_customer(
         session,
         ctx,

@@ -1,10 +1,11 @@
-"""`charge.refunded`: take back the credits the payment granted (a pack, a period, the upgrades
-its invoice paid for), in proportion to the amount refunded, once for each refunded amount.
+"""`charge.refunded`: store what has been refunded of the charge (a fact about its payment),
+then bring the payment's ledger to what its facts say (`billing.settlement`): the refunded
+share of what it bought (a pack, a period, the upgrades its invoice paid for) is taken back.
 
-The key is the charge and its cumulative `amount_refunded`, which every API version sends
-(the list of refunds is not in the payload since 2022-11-15). Each entry takes the
-difference between what the refunds so far should have taken and what was taken, so partial
-refunds add up to the whole, and a late event for a smaller amount takes nothing.
+The amount is the charge's cumulative `amount_refunded`, which every API version sends (the
+list of refunds is not in the payload since 2022-11-15); the largest seen is kept, so partial
+refunds add up to the whole and a late event for a smaller amount takes nothing. A refund met
+before the purchase it refunds waits in `payment_refunds`: granting the purchase settles it.
 """
 
 from __future__ import annotations
@@ -17,43 +18,47 @@ from billing.accounts import adopt_customer
 from billing.context import BillingContext
 from billing.events import StripeEvent
 from billing.payments import invoice_of_payment
+from billing.settlement import bring_ledger_to
 from core.stripe_objects import object_id
 from db import ledger
-from db.models import CreditKind
+from db.payment_facts import record_refund
 
 log = logging.getLogger("billing.refunds")
 
 
 def charge_refunded(session: Session, ctx: BillingContext, event: StripeEvent) -> None:
-    """Take back the refunded share of what the charge's payment granted, once per amount."""
+    """Record the refund, then settle the payment it belongs to."""
     charge = event.object
     charge_id, amount = charge["id"], int(charge.get("amount") or 0)
     refunded = int(charge.get("amount_refunded") or 0)
     if event.customer_id:
         adopt_customer(session, ctx, customer_id=event.customer_id, source=charge)
     intent = object_id(charge.get("payment_intent"))
-    grants = ledger.grants_of_payment(session, payment_intent_id=intent, charge_id=charge_id)
-    if not grants:
-        # Old API versions name the invoice on the charge; newer ones only Stripe knows.
-        invoice_id = object_id(charge.get("invoice")) or invoice_of_payment(ctx, intent)
-        grants = ledger.grants_of_invoice(session, invoice_id=invoice_id) if invoice_id else []
-    if not grants or amount <= 0 or refunded <= 0:
-        log.info("refund of %s: no credit grant to take back", charge_id)
+    # Old API versions name the invoice on the charge; newer ones only Stripe knows, and it
+    # is only worth asking when the payment's own ids find nothing.
+    invoice_id = object_id(charge.get("invoice"))
+    if invoice_id is None and not ledger.grants_of_payment(
+        session, payment_intent_id=intent, charge_id=charge_id
+    ):
+        invoice_id = invoice_of_payment(ctx, intent)
+    if amount <= 0 or refunded <= 0:
+        log.info("refund of %s: nothing refunded", charge_id)
         return
-    # Everything the payment bought: a renewal that carried an upgrade's proration paid both.
-    granted = sum(grant.amount for grant in grants)
-    should_have_taken = granted * min(refunded, amount) // amount
-    taken = -ledger.sum_by_source_prefix(session, kind=CreditKind.REFUND, prefix=f"{charge_id}:")
-    if should_have_taken <= taken:
-        return
-    ledger.add_entry(
+    record_refund(
         session,
-        account_id=grants[0].account_id,
-        kind=CreditKind.REFUND,
-        source_id=f"{charge_id}:{refunded}",
-        amount=-(should_have_taken - taken),
+        charge_id=charge_id,
+        payment_intent_id=intent,
+        invoice_id=invoice_id,
+        amount=amount,
+        amount_refunded=refunded,
+        currency=charge.get("currency"),
+    )
+    settled = bring_ledger_to(
+        session,
         payment_intent_id=intent,
         charge_id=charge_id,
+        invoice_id=invoice_id,
         stripe_event_id=event.id,
-        description=f"refund of {refunded} of {amount} {charge.get('currency', '')}".strip(),
     )
+    if settled is None:
+        log.info("refund of %s stored: it settles when its purchase is known", charge_id)

@@ -87,8 +87,21 @@ def sync_subscription(
     return SyncResult(subscription=row, applied=True, created=created, changes=changes)
 
 
+# Stripe's lifecycle only leaves these forward: at the same second, a state of the first
+# group after one of the second is a late delivery (`created(incomplete)` delivered after the
+# `updated(active)` its payment caused), not a move back.
+_BEFORE_PAYMENT = frozenset({"incomplete"})
+_PAID_STATUSES = frozenset({"active", "trialing"})
+
+
 def _is_stale(row: Subscription, state: SubscriptionState, as_of: datetime) -> bool:
     if as_of < row.state_as_of:
+        return True
+    if (
+        as_of == row.state_as_of
+        and row.status in _PAID_STATUSES
+        and state.status in _BEFORE_PAYMENT
+    ):
         return True
     # Stripe never revives an ended subscription, so a non-final state after a final one is
     # a late delivery, even when Stripe stamped both with the same second.

@@ -23,6 +23,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from billing.context import BillingContext
+from billing.settlement import bring_ledger_to
 from core.plans import Plan
 from db import ledger
 from db.invoices import paid_invoices_prorating
@@ -127,6 +128,14 @@ def _settle(
         )
     mark_settled(top_up, invoice=invoice, credits=entry.amount if entry else 0, at=ctx.now())
     session.flush()
+    # A refund or a dispute of the payment that came before the upgrade takes its share.
+    bring_ledger_to(
+        session,
+        payment_intent_id=invoice.payment_intent_id,
+        charge_id=invoice.charge_id,
+        invoice_id=invoice.stripe_invoice_id,
+        stripe_event_id=stripe_event_id,
+    )
 
 
 def _difference(

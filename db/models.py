@@ -267,6 +267,23 @@ class CreditEntry(Base):
     )
 
 
+class PaymentRefund(Base):
+    """What has been refunded of one charge: a fact about the payment, stored even before
+    the purchase it refunds is known (`billing.settlement` settles it when that arrives)."""
+
+    __tablename__ = "payment_refunds"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    charge_id: Mapped[str] = mapped_column(Text, unique=True)
+    payment_intent_id: Mapped[str | None] = mapped_column(Text, index=True)
+    stripe_invoice_id: Mapped[str | None] = mapped_column(Text, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # the charge's amount, minor units
+    # The largest cumulative amount refunded seen: a late event of a smaller one changes nothing.
+    amount_refunded: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class UpgradeTopUp(Base):
     """An upgrade within a period, waiting for the invoice that pays its proration: once per
     subscription, new price and period. Settled by the first paid invoice with a charging

@@ -25,8 +25,9 @@ SUMMARY_FILE = ROOT / "var" / "fuzz-summary.json"
 # The examples each fuzz test runs, per profile. The bounded numbers keep tests/fuzz under
 # about a minute; the long ones are for `make fuzz` (tens of minutes).
 BUDGETS: dict[str, dict[str, int]] = {
-    "default": {"webhook": 200, "api_per_operation": 20},
-    "long": {"webhook": 5000, "api_per_operation": 400},
+    # settlement: payment stories, each delivered in its natural order and this many shuffles
+    "default": {"webhook": 200, "api_per_operation": 20, "settlement": 25, "shuffles": 3},
+    "long": {"webhook": 5000, "api_per_operation": 400, "settlement": 400, "shuffles": 8},
 }
 
 _COMMON: dict[str, Any] = {

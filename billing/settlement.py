@@ -1,0 +1,206 @@
+"""One settlement per payment: the ledger's effect of a payment is one function of the facts
+stored about it, whatever order they came in.
+
+The facts: what the payment bought (the grants carrying its ids or its invoice's: a plan
+period, an upgrade's top-up, a pack), what has been refunded of it (`payment_refunds`, the
+largest cumulative amount seen), and its disputes with their status (`disputes`). Each new
+fact records itself and then calls `bring_ledger_to`, which compares what `settle` says the
+refunds and disputes should have taken with what the ledger's entries for the payment took,
+and appends the difference: append-only, each entry keyed (a duplicate is a no-op). A fact
+that arrives before the purchase it refers to is stored and settles when the purchase is
+granted, since granting calls `bring_ledger_to` too: nothing is ever "nothing to take, done".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db import ledger
+from db.invoices import paid_by
+from db.models import CreditEntry, CreditKind
+from db.payment_facts import disputes_of_payment, invoice_payment, refunds_of_payment
+
+# A won chargeback gives its hold back; so does a `prevented` one, which Stripe settles with a
+# refund (the refund then takes the credits back itself).
+RELEASING_STATUSES = frozenset({"won", "prevented"})
+
+
+@dataclass(frozen=True, slots=True)
+class Refunded:
+    amount: int  # the charge's amount (minor units)
+    refunded: int  # refunded so far (minor units)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFacts:
+    """Everything stored about one payment that moves credits."""
+
+    granted: int  # the credits the payment bought
+    refunds: Sequence[Refunded] = ()
+    chargeback_statuses: Sequence[str] = ()  # disputes that are not inquiries
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What the ledger's entries of each kind should add up to for the payment (<= 0)."""
+
+    refund: int
+    dispute: int
+
+
+def settle(facts: PaymentFacts) -> Targets:
+    """Refunds take back the refunded share of what was bought; an open or lost chargeback
+    holds back the rest; a won (or prevented) one holds nothing. Nothing is taken beyond
+    what was bought, so the balance never pays back more than the customer paid for."""
+    if facts.granted <= 0:
+        return Targets(refund=0, dispute=0)
+    refunded = 0
+    for fact in facts.refunds:
+        if fact.amount > 0:
+            share = facts.granted * min(max(fact.refunded, 0), fact.amount) // fact.amount
+            refunded = max(refunded, share)
+    holding = any(status not in RELEASING_STATUSES for status in facts.chargeback_statuses)
+    held = facts.granted - refunded if holding else 0
+    return Targets(refund=-refunded, dispute=-held)
+
+
+def bring_ledger_to(
+    session: Session,
+    *,
+    payment_intent_id: str | None,
+    charge_id: str | None,
+    invoice_id: str | None = None,
+    stripe_event_id: str | None = None,
+) -> Targets | None:
+    """Append the entries that bring the payment's refunds and holds to what `settle` says;
+    None while nothing the payment bought is known (the facts wait for it)."""
+    if invoice_id and not (payment_intent_id and charge_id):
+        intent, charge = invoice_payment(session, invoice_id=invoice_id)
+        payment_intent_id, charge_id = payment_intent_id or intent, charge_id or charge
+    grants = ledger.grants_of_payment(
+        session, payment_intent_id=payment_intent_id, charge_id=charge_id
+    )
+    if invoice_id:
+        known = {grant.id for grant in grants}
+        grants += [
+            g for g in ledger.grants_of_invoice(session, invoice_id=invoice_id) if g.id not in known
+        ]
+    refunds = refunds_of_payment(
+        session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
+    )
+    for refund in refunds:  # a refund names the ids the invoice may not (newer API versions)
+        payment_intent_id = payment_intent_id or refund.payment_intent_id
+        charge_id = charge_id or refund.charge_id
+    if not grants:
+        return None
+    disputes = [
+        d
+        for d in disputes_of_payment(
+            session, payment_intent_id=payment_intent_id, charge_id=charge_id
+        )
+        if not d.is_inquiry
+    ]
+    targets = settle(
+        PaymentFacts(
+            granted=sum(grant.amount for grant in grants),
+            refunds=[Refunded(amount=r.amount, refunded=r.amount_refunded) for r in refunds],
+            chargeback_statuses=[d.status for d in disputes],
+        )
+    )
+    account_id = grants[0].account_id
+    ids = {"payment_intent_id": payment_intent_id, "charge_id": charge_id}
+    taken = _taken(session, kinds=(CreditKind.REFUND,), **ids)
+    if targets.refund != taken and refunds:
+        last = refunds[-1]
+        _append(
+            session,
+            account_id=account_id,
+            kind=CreditKind.REFUND,
+            key=f"{last.charge_id}:{last.amount_refunded}",
+            amount=targets.refund - taken,
+            stripe_event_id=stripe_event_id,
+            description=f"refund of {last.amount_refunded} of {last.amount} "
+            f"{last.currency or ''}".strip(),
+            **ids,
+        )
+    held = _taken(session, kinds=(CreditKind.DISPUTE_HOLD, CreditKind.DISPUTE_RELEASE), **ids)
+    if targets.dispute != held and disputes:
+        dispute = disputes[-1]
+        difference = targets.dispute - held
+        _append(
+            session,
+            account_id=account_id,
+            kind=CreditKind.DISPUTE_HOLD if difference < 0 else CreditKind.DISPUTE_RELEASE,
+            key=dispute.stripe_dispute_id,
+            amount=difference,
+            stripe_event_id=stripe_event_id,
+            description=(
+                f"held back while chargeback {dispute.stripe_dispute_id} is open"
+                if difference < 0
+                else f"chargeback {dispute.stripe_dispute_id} {dispute.status}"
+            ),
+            **ids,
+        )
+    return targets
+
+
+def _taken(
+    session: Session,
+    *,
+    kinds: tuple[CreditKind, ...],
+    payment_intent_id: str | None,
+    charge_id: str | None,
+) -> int:
+    match = paid_by(CreditEntry, payment_intent_id=payment_intent_id, charge_id=charge_id)
+    if match is None:
+        return 0
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+                CreditEntry.kind.in_(kinds), match
+            )
+        )
+    )
+
+
+def _append(
+    session: Session,
+    *,
+    account_id: int,
+    kind: CreditKind,
+    key: str,
+    amount: int,
+    payment_intent_id: str | None,
+    charge_id: str | None,
+    stripe_event_id: str | None,
+    description: str,
+) -> None:
+    """One adjustment under the natural key, or `<key>#<n>` once that is taken: the n-th
+    adjustment of that kind and key. The customer's lock serialises writers, so n is the same
+    for a duplicate delivery, whose insert is then a no-op."""
+    source_id = key
+    if ledger.find_entry(session, kind=kind, source_id=key) is not None:
+        count = session.scalar(
+            select(func.count())
+            .select_from(CreditEntry)
+            .where(
+                CreditEntry.kind == kind,
+                CreditEntry.source_id.startswith(f"{key}#", autoescape=True),
+            )
+        )
+        source_id = f"{key}#{int(count or 0) + 1}"
+    ledger.add_entry(
+        session,
+        account_id=account_id,
+        kind=kind,
+        source_id=source_id,
+        amount=amount,
+        payment_intent_id=payment_intent_id,
+        charge_id=charge_id,
+        stripe_event_id=stripe_event_id,
+        description=description,
+    )

@@ -1,0 +1,95 @@
+"""The facts stored about one payment that the ledger follows: its refunds (and its disputes,
+kept in `disputes`), found by the payment's ids or the invoice it paid."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from db.invoices import paid_by
+from db.models import Dispute, Invoice, PaymentRefund
+
+
+def record_refund(
+    session: Session,
+    *,
+    charge_id: str,
+    payment_intent_id: str | None,
+    invoice_id: str | None,
+    amount: int,
+    amount_refunded: int,
+    currency: str | None,
+) -> PaymentRefund:
+    """Store what has been refunded of the charge; the largest amount seen wins, so events
+    in any order leave the same row. Ids learnt later fill what an earlier event lacked."""
+    table = PaymentRefund.__table__
+    excluded = insert(PaymentRefund).excluded
+    session.execute(
+        insert(PaymentRefund)
+        .values(
+            charge_id=charge_id,
+            payment_intent_id=payment_intent_id,
+            stripe_invoice_id=invoice_id,
+            amount=amount,
+            amount_refunded=amount_refunded,
+            currency=currency,
+        )
+        .on_conflict_do_update(
+            index_elements=[PaymentRefund.charge_id],
+            set_={
+                "amount_refunded": func.greatest(table.c.amount_refunded, excluded.amount_refunded),
+                "amount": func.greatest(table.c.amount, excluded.amount),
+                "payment_intent_id": func.coalesce(
+                    table.c.payment_intent_id, excluded.payment_intent_id
+                ),
+                "stripe_invoice_id": func.coalesce(
+                    table.c.stripe_invoice_id, excluded.stripe_invoice_id
+                ),
+                "updated_at": func.now(),
+            },
+        )
+    )
+    row = session.scalar(select(PaymentRefund).where(PaymentRefund.charge_id == charge_id))
+    assert row is not None
+    session.refresh(row)
+    return row
+
+
+def refunds_of_payment(
+    session: Session,
+    *,
+    payment_intent_id: str | None,
+    charge_id: str | None,
+    invoice_id: str | None,
+) -> list[PaymentRefund]:
+    conditions = []
+    match = paid_by(PaymentRefund, payment_intent_id=payment_intent_id, charge_id=charge_id)
+    if match is not None:
+        conditions.append(match)
+    if invoice_id:
+        conditions.append(PaymentRefund.stripe_invoice_id == invoice_id)
+    if not conditions:
+        return []
+    return list(
+        session.scalars(select(PaymentRefund).where(or_(*conditions)).order_by(PaymentRefund.id))
+    )
+
+
+def disputes_of_payment(
+    session: Session, *, payment_intent_id: str | None, charge_id: str | None
+) -> list[Dispute]:
+    match = paid_by(Dispute, payment_intent_id=payment_intent_id, charge_id=charge_id)
+    if match is None:
+        return []
+    return list(session.scalars(select(Dispute).where(match).order_by(Dispute.id)))
+
+
+def invoice_payment(session: Session, *, invoice_id: str) -> tuple[str | None, str | None]:
+    """(payment intent, charge) of a stored invoice; (None, None) when unknown."""
+    row = session.execute(
+        select(Invoice.payment_intent_id, Invoice.charge_id).where(
+            Invoice.stripe_invoice_id == invoice_id
+        )
+    ).first()
+    return (row[0], row[1]) if row else (None, None)

@@ -1,0 +1,123 @@
+"""Issue 20's delivery orders: each story ends with the balance (and state) of its natural
+order, whichever order Stripe delivers its events in. Each of these failed before the ledger
+was settled per payment (`billing.settlement`)."""
+
+from __future__ import annotations
+
+from tests.support.stripe_events import (
+    CREDITS,
+    PRICES,
+    Ids,
+    account,
+    balance,
+    known_customer,
+    plan_changed,
+    process_ok,
+    proration_invoice,
+    stripe_event,
+    subscription,
+)
+
+V = "2022-11-15"  # charges and invoices name each other: no Stripe lookups needed
+NOW = 1_800_000_000
+STARTER, PRO = PRICES["starter"], PRICES["pro"]
+UPGRADE = CREDITS["pro"] - CREDITS["starter"]
+
+
+def refund(ids: Ids, *, amount: int, refunded: int, created: int | None = None) -> dict:
+    event = stripe_event("charge.refunded", ids, api_version=V, created=created)
+    event["data"]["object"].update(
+        amount=amount, amount_refunded=refunded, refunded=refunded == amount
+    )
+    return event
+
+
+def dispute(event_type: str, ids: Ids, *, created: int, status: str, amount: int) -> dict:
+    event = stripe_event(event_type, ids, api_version=V, created=created)
+    event["data"]["object"].update(status=status, amount=amount)
+    return event
+
+
+def test_1_a_dispute_applied_before_the_earlier_partial_refund_takes_only_the_rest():
+    ids = known_customer(Ids())
+    process_ok(stripe_event("invoice.paid", ids, api_version=V, created=NOW))
+    half = refund(ids, amount=2900, refunded=1450, created=NOW)
+    opened = dispute(
+        "charge.dispute.created", ids, created=NOW + 100, status="needs_response", amount=1450
+    )
+    lost = dispute("charge.dispute.closed", ids, created=NOW + 200, status="lost", amount=1450)
+    for event in (opened, half, lost):
+        process_ok(event)
+
+    assert balance(ids.customer) == 0  # was -2,500: the hold ignored the refund that followed
+
+
+def test_2_a_full_refund_before_the_invoice_it_refunds_takes_the_grant_back():
+    ids = known_customer(Ids())
+    process_ok(refund(ids, amount=2900, refunded=2900, created=NOW))
+    process_ok(stripe_event("invoice.paid", ids, api_version=V, created=NOW))
+
+    assert balance(ids.customer) == 0  # was 5,000: the refund found nothing and was done
+
+
+def starter_period() -> Ids:
+    ids = known_customer(Ids(price=STARTER))
+    process_ok(stripe_event("customer.subscription.created", ids, api_version=V, created=NOW))
+    process_ok(stripe_event("invoice.paid", ids, api_version=V, created=NOW))
+    return ids
+
+
+def test_3_a_refund_of_the_proration_before_the_upgrade_takes_the_top_up_back():
+    ids = starter_period()
+    paid_by = ids.next_invoice()
+    process_ok(refund(paid_by, amount=1000, refunded=1000, created=NOW + 2))
+    process_ok(plan_changed(ids, old_price=STARTER, new_price=PRO, api_version=V, created=NOW + 1))
+    process_ok(proration_invoice(paid_by, old_price=STARTER, new_price=PRO, api_version=V))
+
+    assert balance(ids.customer) == CREDITS["starter"]  # was 5,000: the top-up was kept
+
+
+def test_3_a_lost_dispute_of_the_proration_before_the_upgrade_holds_the_top_up():
+    ids = starter_period()
+    paid_by = ids.next_invoice()
+    process_ok(
+        dispute(
+            "charge.dispute.created", paid_by, created=NOW + 2, status="needs_response", amount=1000
+        )
+    )
+    process_ok(
+        dispute("charge.dispute.closed", paid_by, created=NOW + 3, status="lost", amount=1000)
+    )
+    process_ok(proration_invoice(paid_by, old_price=STARTER, new_price=PRO, api_version=V))
+    process_ok(plan_changed(ids, old_price=STARTER, new_price=PRO, api_version=V, created=NOW + 1))
+
+    assert balance(ids.customer) == CREDITS["starter"]
+
+
+def test_4_a_checkout_delivered_after_an_upgrade_grants_the_plan_it_billed():
+    ids = known_customer(Ids(price=STARTER))
+    paid_by = ids.next_invoice()
+    process_ok(stripe_event("customer.subscription.created", ids, api_version=V, created=NOW))
+    process_ok(plan_changed(ids, old_price=STARTER, new_price=PRO, api_version=V, created=NOW + 1))
+    process_ok(proration_invoice(paid_by, old_price=STARTER, new_price=PRO, api_version=V))
+    process_ok(stripe_event("checkout.session.completed", ids, api_version=V, created=NOW + 2))
+    process_ok(stripe_event("invoice.paid", ids, api_version=V, created=NOW))
+
+    # The first invoice billed starter (1,000), the upgrade's proration pro's difference.
+    assert balance(ids.customer) == CREDITS["starter"] + UPGRADE  # was 9,000
+
+
+def test_7_an_incomplete_state_of_the_same_second_never_undoes_active():
+    ids = known_customer(Ids())
+    updated = stripe_event("customer.subscription.updated", ids, api_version=V, created=NOW)
+    updated["data"]["object"]["status"] = "active"
+    updated["data"]["previous_attributes"] = {"status": "incomplete"}
+    created = stripe_event("customer.subscription.created", ids, api_version=V, created=NOW)
+    created["data"]["object"]["status"] = "incomplete"
+    process_ok(updated)
+    process_ok(created)
+
+    stored = subscription(ids.subscription)
+    assert stored is not None and stored.status == "active"  # was incomplete
+    found = account(ids.customer)
+    assert found is not None and found.plan == "pro"  # was free
