@@ -22,6 +22,7 @@ from tasks.reconciliation.listing import list_pages
 log = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(days=3)
+STORE_BATCH = 100
 
 
 class CatchUpOutcome(StrEnum):
@@ -39,34 +40,52 @@ class CatchUp:
 
 
 def catch_up_missed_events(*, client: stripe.StripeClient, dry_run: bool) -> CatchUp:
-    """Store and enqueue the undelivered events we lack; in a dry run, only find them."""
+    """Store and enqueue the undelivered events we lack, oldest first; in a dry run, only
+    find them."""
     since = int((datetime.now(UTC) - LOOKBACK).timestamp())
-    missed: list[tuple[str, str]] = []
+    missing: list[StripeDict] = []
     try:
         params = {"delivery_success": False, "created": {"gte": since}}
         for page in list_pages(client, "/v1/events", params):
-            missed += _store_missing(page, dry_run=dry_run)
+            missing += _not_stored(page)
     except stripe.InvalidRequestError as exc:
         if exc.http_status not in (400, 404):
             raise
         log.info("missed events: the Stripe side does not list them: %s", exc.user_message)
-        return CatchUp(CatchUpOutcome.UNSUPPORTED, _first_line(exc), missed)
+        return CatchUp(CatchUpOutcome.UNSUPPORTED, _first_line(exc), _ids(missing))
     except stripe.StripeError as exc:
         log.warning("missed events: not fetched: %s", exc)
-        return CatchUp(CatchUpOutcome.FAILED, _first_line(exc), missed)
-    verb = "found" if dry_run else "stored and queued"
-    return CatchUp(CatchUpOutcome.DONE, f"{len(missed)} undelivered events {verb}", missed)
+        return CatchUp(CatchUpOutcome.FAILED, _first_line(exc), _ids(missing))
+    # Stripe lists newest first. Stored and queued in the order Stripe made them, a catch-up
+    # hands the workers a customer's story as it happened, like live deliveries would.
+    missing.sort(key=lambda event: (event.get("created") or 0, event["id"]))
+    if dry_run:
+        return CatchUp(
+            CatchUpOutcome.DONE, f"{len(missing)} undelivered events found", _ids(missing)
+        )
+    stored = [
+        pair
+        for start in range(0, len(missing), STORE_BATCH)
+        for pair in _store(missing[start : start + STORE_BATCH])
+    ]
+    return CatchUp(
+        CatchUpOutcome.DONE, f"{len(stored)} undelivered events stored and queued", stored
+    )
 
 
-def _store_missing(page: list[StripeDict], *, dry_run: bool) -> list[tuple[str, str]]:
+def _not_stored(page: list[StripeDict]) -> list[StripeDict]:
     with transaction() as session:
         known = records.stored_event_ids(session, event_ids=[event["id"] for event in page])
-        missing = [event for event in page if event["id"] not in known]
-        if dry_run:
-            return [(event["id"], event["type"]) for event in missing]
+    return [event for event in page if event["id"] not in known]
+
+
+def _store(events: list[StripeDict]) -> list[tuple[str, str]]:
+    """Store the events (another delivery may have stored one meanwhile: skipped) and enqueue
+    the handled ones, in the order given."""
+    with transaction() as session:
         stored = [
             (row_id, event)
-            for event in missing
+            for event in events
             if (
                 row_id := records.store_event(
                     session, event=event, handled=is_handled(event["type"])
@@ -80,7 +99,11 @@ def _store_missing(page: list[StripeDict], *, dry_run: bool) -> list[tuple[str, 
             enqueue_stored_events(to_queue)
         except Exception as exc:  # the rows are `received`: the sweep enqueues them later
             log.warning("missed events left for the sweep: %s", exc)
-    return [(event["id"], event["type"]) for _, event in stored]
+    return _ids([event for _, event in stored])
+
+
+def _ids(events: list[StripeDict]) -> list[tuple[str, str]]:
+    return [(event["id"], event["type"]) for event in events]
 
 
 def _first_line(exc: stripe.StripeError) -> str:

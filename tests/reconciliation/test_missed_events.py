@@ -73,3 +73,19 @@ def test_a_stripe_error_is_recorded_and_does_not_raise(fake):
     catch_up = catch_up_missed_events(client=fake.client(http_client=transport), dry_run=False)
 
     assert catch_up.outcome == CatchUpOutcome.FAILED
+
+
+def test_missed_events_are_stored_and_queued_oldest_first(fake):
+    """Stripe lists newest first; the catch-up hands them on in the order they happened."""
+    now = int(time.time())
+    created = make_event("customer.subscription.created", created=now - 300)
+    updated = make_event("customer.subscription.updated", created=now - 200)
+    paid = make_event("invoice.paid", created=now - 100)
+    fake.events = [paid, updated, created]  # as Stripe lists them
+
+    catch_up = catch_up_missed_events(client=paced_client(fake.url), dry_run=False)
+
+    oldest_first = [created, updated, paid]
+    assert catch_up.missed == [(event["id"], event["type"]) for event in oldest_first]
+    row_ids = [stored(event["id"]).id for event in oldest_first]
+    assert row_ids == sorted(row_ids)
