@@ -50,6 +50,7 @@ lint: install
 bench: install ## slow benchmarks; never part of `make test`
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/reconcile.py
+	$(BIN)/python benchmarks/renewal_day.py --slow-smtp-ms 200
 
 docs: install ## docs/configuration.md, generated from the Settings class (core/settings.py)
 	$(BIN)/python -m core.configuration_docs --write

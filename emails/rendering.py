@@ -90,6 +90,9 @@ def build_environment() -> Environment:
         undefined=StrictUndefined,  # a missing value is a bug in the caller, not a blank
         trim_blocks=True,
         lstrip_blocks=True,
+        # Compiled once per process: the templates ship with the code, so checking each
+        # file's modification time on every render (Jinja's default) buys nothing.
+        auto_reload=False,
     )
     env.filters["money"] = money
     env.filters["when"] = when

@@ -2,6 +2,12 @@
 
 SMTP_URL forms: `smtp://host:port` (plain), `smtp+starttls://user:pass@host:587`,
 `smtps://user:pass@host:465` (TLS from the first byte).
+
+The connection is kept open and reused by the next message of the same thread (a worker
+process, or a thread of a thread pool): connecting, EHLO, TLS and login cost more than
+sending a receipt does. A connection the server has dropped meanwhile fails at MAIL, before
+anything of the message was sent, and is replaced once; after any other failure the
+connection is closed, so the next message starts on a clean one.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import smtplib
 import ssl
+import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -28,6 +35,8 @@ _SCHEMES: dict[str, tuple[Security, int]] = {
     "smtps": ("ssl", 465),
 }
 TIMEOUT_SECONDS = 15
+# The answers to MAIL that say the kept connection is done (a server's per-connection limit).
+_CONNECTION_DONE_CODES = frozenset({421})
 
 
 class DeliveryError(Exception):
@@ -80,11 +89,41 @@ def build_message(
     return message
 
 
+class _KeptConnection(threading.local):
+    """This thread's open SMTP connection and the configuration it was opened with."""
+
+    config: SmtpConfig | None = None
+    smtp: smtplib.SMTP | None = None
+
+    def take(self, config: SmtpConfig) -> smtplib.SMTP | None:
+        if self.smtp is not None and self.config != config:
+            self.close()
+        return self.smtp
+
+    def keep(self, config: SmtpConfig, smtp: smtplib.SMTP) -> None:
+        self.config, self.smtp = config, smtp
+
+    def close(self) -> None:
+        smtp, self.smtp, self.config = self.smtp, None, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+
+_kept = _KeptConnection()
+
+
+def close_kept_connection() -> None:
+    """Close this thread's kept connection, if any (tests; a worker's shutdown)."""
+    _kept.close()
+
+
 def deliver(config: SmtpConfig, message: EmailMessage, recipients: list[str]) -> str:
     """Send the message; the server's answer to DATA (`250 2.0.0 Ok: queued as ...`)."""
     try:
-        with _connect(config) as smtp:
-            return _transact(smtp, message, recipients)
+        return _deliver_on_kept_connection(config, message, recipients)
     except smtplib.SMTPRecipientsRefused as exc:
         answers = list(exc.recipients.values())
         codes = [code for code, _ in answers]
@@ -106,6 +145,32 @@ def deliver(config: SmtpConfig, message: EmailMessage, recipients: list[str]) ->
         raise DeliveryError(f"server does not support it: {exc}", transient=False) from None
     except (smtplib.SMTPServerDisconnected, OSError) as exc:  # refused, reset, timed out
         raise DeliveryError(f"{type(exc).__name__}: {exc}", transient=True) from None
+
+
+def _deliver_on_kept_connection(
+    config: SmtpConfig, message: EmailMessage, recipients: list[str]
+) -> str:
+    sender = str(message["From"])
+    smtp = _kept.take(config)
+    mail_answer: tuple[int, bytes] | None = None
+    if smtp is not None:
+        try:
+            mail_answer = smtp.mail(sender)
+        except (smtplib.SMTPServerDisconnected, OSError):
+            mail_answer = None  # dropped while idle: nothing of this message was sent
+        if mail_answer is None or mail_answer[0] in _CONNECTION_DONE_CODES:
+            _kept.close()
+            smtp, mail_answer = None, None
+    if smtp is None:
+        smtp = _connect(config)
+        _kept.keep(config, smtp)
+    try:
+        if mail_answer is None:
+            mail_answer = smtp.mail(sender)
+        return _transact(smtp, mail_answer, message, recipients)
+    except BaseException:
+        _kept.close()
+        raise
 
 
 def _text(answer: bytes | str) -> str:
@@ -133,10 +198,16 @@ def _connect(config: SmtpConfig) -> smtplib.SMTP:
     return smtp
 
 
-def _transact(smtp: smtplib.SMTP, message: EmailMessage, recipients: list[str]) -> str:
-    """MAIL, RCPT for each recipient, DATA: smtplib's own steps, keeping DATA's answer."""
+def _transact(
+    smtp: smtplib.SMTP,
+    mail_answer: tuple[int, bytes],
+    message: EmailMessage,
+    recipients: list[str],
+) -> str:
+    """(MAIL, answered), RCPT for each recipient, DATA: smtplib's own steps, keeping DATA's
+    answer."""
     sender = str(message["From"])
-    code, answer = smtp.mail(sender)
+    code, answer = mail_answer
     if code != 250:
         raise smtplib.SMTPSenderRefused(code, answer, sender)
     refused = {}

@@ -234,6 +234,9 @@ def test_up_on_a_bare_machine_processes_a_triggered_event(platform: Up) -> None:
     names = " ".join(" ".join(p.cmdline()) for p in children)
     for part in ("postgres", "valkey-server", " api ", " worker ", " beat", " flower"):
         assert part in names, f"{part!r} is not running under billing up: {names}"
+    # The events' pool and the emails' pool are separate workers.
+    assert "worker -Q webhooks" in names, names
+    assert "worker -Q emails,maintenance" in names, names
 
 
 def test_the_embedded_postgres_lets_no_one_in_without_its_password(platform: Up) -> None:

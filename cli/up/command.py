@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from cli.up.mail_sink import MailSink
 
 BILLING = [sys.executable, "-m", "cli.main"]
-PLATFORM = ("api", "worker", "beat", "flower")
+PLATFORM = ("api", "worker", "email-worker", "beat", "flower")
 
 
 @click.command()
@@ -200,7 +200,12 @@ def _start_platform(supervisor: Supervisor, plan: Plan, env: dict[str, str]) -> 
     measured = {**env, **metrics_env(VAR_DIR)}
     api, flower = str(plan.ports.api), str(plan.ports.flower)
     supervisor.start("api", [*BILLING, "api", "--port", api], env=measured)
-    supervisor.start("worker", [*BILLING, "worker", "-n", "up@%h"], env=measured)
+    # Events in a pool of their own, emails and maintenance in another: a slow SMTP server
+    # then delays only the emails (docs/operations.md, Queues).
+    events = [*BILLING, "worker", "-Q", "webhooks", "-n", "up@%h"]
+    supervisor.start("worker", events, env=measured)
+    emails = [*BILLING, "worker", "-Q", "emails,maintenance", "-n", "up-emails@%h"]
+    supervisor.start("email-worker", [*emails, "-P", "threads", "-c", "8"], env=measured)
     supervisor.start("beat", [*BILLING, "beat"], env=env)
     supervisor.start("flower", [*BILLING, "flower", "--port", flower], env=env)
 

@@ -25,7 +25,7 @@ from core.plans import load_catalogue
 from core.settings import ConfigurationError, Settings, load_settings
 from tests.support.compose import ROOT, SERVICES, healthcheck
 
-PLATFORM = ("migrate", "api", "worker", "beat", "flower")
+PLATFORM = ("migrate", "api", "worker", "email-worker", "beat", "flower")
 LONG_RUNNING = tuple(name for name in SERVICES if name != "migrate")
 ENV_FILE = "deploy/compose.env"
 POSTGRES_ENV_FILE = "deploy/postgres.env"
@@ -114,6 +114,7 @@ def test_services_wait_for_their_dependencies_to_be_healthy_or_migrated():
         "migrate": {"postgres"},
         "api": {"migrate", "postgres", "redis"},
         "worker": {"migrate", "postgres", "redis"},
+        "email-worker": {"migrate", "postgres", "redis"},
         "beat": {"migrate", "redis"},
         "flower": {"migrate", "redis"},
     }
@@ -133,6 +134,14 @@ def test_the_worker_can_be_scaled():
     for name, service in SERVICES.items():
         assert "container_name" not in service, f"{name}: a fixed name stops --scale"
     assert "ports" not in SERVICES["worker"]
+
+
+def test_events_have_a_worker_pool_of_their_own():
+    # Slow SMTP must not take the slots events need: each queue group has its workers.
+    assert SERVICES["worker"]["command"] == ["billing", "worker", "-Q", "webhooks"]
+    emails = SERVICES["email-worker"]["command"]
+    assert emails[:4] == ["billing", "worker", "-Q", "emails,maintenance"]
+    assert "ports" not in SERVICES["email-worker"]
 
 
 def test_published_ports_are_on_the_hosts_loopback_only():

@@ -112,3 +112,80 @@ def test_smtp_urls_are_understood():
         "smtp.example.com", 465, "ssl", "u@x", "p"
     )
     assert SmtpConfig.from_url("smtp+starttls://smtp.example.com").port == 587
+
+
+# --- the kept connection ------------------------------------------------------------------
+
+
+class _PeerRecorder:
+    """Accepts every message and notes which client connection (its port) carried it."""
+
+    def __init__(self) -> None:
+        self.peers: list[object] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.peers.append(session.peer)
+        return "250 2.0.0 Ok"
+
+
+def _peer_server(port: int):
+    from aiosmtpd.controller import Controller
+
+    handler = _PeerRecorder()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller, handler
+
+
+def test_messages_in_a_row_share_one_connection():
+    from emails.smtp import close_kept_connection
+
+    port = free_port()
+    controller, handler = _peer_server(port)
+    try:
+        config = SmtpConfig.from_url(f"smtp://127.0.0.1:{port}")
+        for _ in range(3):
+            to = address()
+            assert deliver(config, _message(to), [to]).startswith("250")
+        assert len(handler.peers) == 3
+        assert len(set(handler.peers)) == 1
+    finally:
+        close_kept_connection()
+        controller.stop()
+
+
+def test_a_connection_the_server_dropped_is_replaced_and_the_message_still_sent():
+    from emails.smtp import close_kept_connection
+
+    port = free_port()
+    controller, first = _peer_server(port)
+    config = SmtpConfig.from_url(f"smtp://127.0.0.1:{port}")
+    try:
+        to = address()
+        deliver(config, _message(to), [to])
+        controller.stop()  # the kept connection is gone with the server
+        controller, second = _peer_server(port)
+        to = address()
+        assert deliver(config, _message(to), [to]).startswith("250")
+        assert len(first.peers) == 1
+        assert len(second.peers) == 1
+    finally:
+        close_kept_connection()
+        controller.stop()
+
+
+def test_a_refused_message_leaves_no_half_used_connection_behind():
+    from emails.smtp import close_kept_connection
+
+    port = free_port()
+    controller, handler = start_smtp_server(port)
+    config = SmtpConfig.from_url(f"smtp://127.0.0.1:{port}")
+    try:
+        with pytest.raises(DeliveryError):
+            deliver(config, _message(address("reject")), [address("reject")])
+        to = address()
+        assert deliver(config, _message(to), [to]).startswith("250")
+        assert len(handler.for_recipient(to)) == 1
+    finally:
+        close_kept_connection()
+        controller.stop()
