@@ -22,6 +22,7 @@ from core.stripe_objects import (
     TERMINAL_SUBSCRIPTION_STATUSES,
     StripeDict,
     previous_price_id,
+    starts_new_period,
     unix_time,
 )
 from db import ledger
@@ -183,6 +184,7 @@ def subscription_changed(session: Session, ctx: BillingContext, event: StripeEve
             account=account,
             subscription=subscription,
             old_price=previous_price,
+            starts_period=starts_new_period(subscription, event.previous_attributes),
             stripe_event_id=event.id,
         )
     # Whenever Stripe says it ended, even if a fetch stored `canceled` first: the key makes
@@ -198,12 +200,16 @@ def plan_change(
     account: Account,
     subscription: StripeDict,
     old_price: str,
+    starts_period: bool = False,
     stripe_event_id: str | None = None,
 ) -> None:
     """An upgrade is recorded, and its credits granted once the invoice paying its proration
     is paid (see `upgrades`): at once when that invoice is already stored as paid, else when
     it is. A downgrade takes nothing back. Both are told by email, once, while the change is
-    still the subscription's current plan; the email counts the credits granted so far."""
+    still the subscription's current plan; the email counts the credits granted so far.
+
+    A change that starts a new period (`starts_period`) grants nothing by itself: the period's
+    own invoice grants what its line price bills, so there is no top-up to record."""
     state = SubscriptionState.from_stripe(subscription)
     plans = ctx.catalogue
     old_plan, new_plan = plans.plan_for_price(old_price), plans.plan_for_price(state.price_id)
@@ -211,7 +217,7 @@ def plan_change(
         return
     upgrade = new_plan.monthly_credits > old_plan.monthly_credits
     granted = 0
-    if upgrade:
+    if upgrade and not starts_period:
         granted = record_upgrade(
             session,
             ctx,

@@ -4,8 +4,13 @@ was settled per payment (`billing.settlement`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tests.support.stripe_events import (
     CREDITS,
+    NEXT_PERIOD_END,
+    PERIOD_END,
+    PERIOD_START,
     PRICES,
     Ids,
     account,
@@ -121,3 +126,36 @@ def test_7_an_incomplete_state_of_the_same_second_never_undoes_active():
     assert stored is not None and stored.status == "active"  # was incomplete
     found = account(ids.customer)
     assert found is not None and found.plan == "pro"  # was free
+
+
+def renewal_on(ids: Ids, price: str) -> tuple[dict, dict, dict]:
+    """The next period's `customer.subscription.updated` moving the renewal to `price` (the
+    change reset the billing cycle), its proration paid on an invoice of its own, and the
+    new period's `invoice.paid` billing `price`."""
+    changed = plan_changed(ids, old_price=STARTER, new_price=price, api_version=V, created=NOW + 10)
+    data = changed["data"]
+    data["object"].update(current_period_start=PERIOD_END, current_period_end=NEXT_PERIOD_END)
+    data["previous_attributes"].update(
+        current_period_start=PERIOD_START, current_period_end=PERIOD_END
+    )
+    proration = proration_invoice(
+        ids.next_invoice(), old_price=STARTER, new_price=price, api_version=V, created=NOW + 10
+    )
+    for line in proration["data"]["object"]["lines"]["data"]:
+        line["period"] = {"start": PERIOD_END, "end": NEXT_PERIOD_END}
+    renewal = stripe_event(
+        "invoice.paid", replace(ids.next_invoice(), price=price), api_version=V, created=NOW + 10
+    )
+    invoice = renewal["data"]["object"]
+    invoice.update(billing_reason="subscription_cycle", period_start=PERIOD_END)
+    invoice["lines"]["data"][0]["period"] = {"start": PERIOD_END, "end": NEXT_PERIOD_END}
+    return changed, proration, renewal
+
+
+def test_5_a_change_that_starts_the_next_period_grants_nothing_before_its_invoice():
+    ids = starter_period()
+    for event in renewal_on(ids, PRO):
+        process_ok(event)
+
+    # The period's invoice billed pro: its own line price decides the period's credits.
+    assert balance(ids.customer) == CREDITS["starter"] + CREDITS["pro"]  # was 10,000
