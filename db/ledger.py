@@ -197,6 +197,68 @@ def period_grants(
     return (None if base is None else int(base)), prices
 
 
+def period_top_ups(session: Session, *, subscription_id: str, period_key: str) -> int:
+    """What one subscription period's upgrades were granted (entries keyed
+    `<subscription>:<price>:<period_key>`)."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+                CreditEntry.kind == CreditKind.UPGRADE_CREDITS,
+                CreditEntry.source_id.startswith(f"{subscription_id}:", autoescape=True),
+                CreditEntry.source_id.endswith(f":{period_key}", autoescape=True),
+            )
+        )
+    )
+
+
+def sum_of_key(session: Session, *, kind: CreditKind, key: str) -> int:
+    """The sum of the entries of that kind under `key` and its adjustments `key#<n>`."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+                CreditEntry.kind == kind,
+                (CreditEntry.source_id == key)
+                | CreditEntry.source_id.startswith(f"{key}#", autoescape=True),
+            )
+        )
+    )
+
+
+def add_adjustment(
+    session: Session,
+    *,
+    account_id: int,
+    kind: CreditKind,
+    key: str,
+    amount: int,
+    stripe_event_id: str | None,
+    description: str,
+) -> CreditEntry | None:
+    """An entry under `key`, or `key#<n>` for the n-th adjustment once `key` is taken. The
+    customer's lock serialises writers, so a duplicate delivery computes the same n and its
+    insert is a no-op."""
+    source_id = key
+    if find_entry(session, kind=kind, source_id=key) is not None:
+        count = session.scalar(
+            select(func.count())
+            .select_from(CreditEntry)
+            .where(
+                CreditEntry.kind == kind,
+                CreditEntry.source_id.startswith(f"{key}#", autoescape=True),
+            )
+        )
+        source_id = f"{key}#{int(count or 0) + 1}"
+    return add_entry(
+        session,
+        account_id=account_id,
+        kind=kind,
+        source_id=source_id,
+        amount=amount,
+        stripe_event_id=stripe_event_id,
+        description=description,
+    )
+
+
 class InsufficientCredits(Exception):
     """The balance cannot pay for the consumption (a negative balance never can)."""
 
