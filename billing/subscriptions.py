@@ -17,11 +17,12 @@ from billing.context import BillingContext
 from billing.events import StripeEvent
 from billing.notices import notify_customer
 from billing.plans import plan_for_price
-from billing.upgrades import record_upgrade, upgrade_key
+from billing.upgrades import record_downgrade, record_upgrade, upgrade_key
 from core.stripe_objects import (
     TERMINAL_SUBSCRIPTION_STATUSES,
     StripeDict,
     previous_price_id,
+    starts_new_period,
     unix_time,
 )
 from db import ledger
@@ -183,6 +184,8 @@ def subscription_changed(session: Session, ctx: BillingContext, event: StripeEve
             account=account,
             subscription=subscription,
             old_price=previous_price,
+            starts_period=starts_new_period(subscription, event.previous_attributes),
+            changed_at=event.time,
             stripe_event_id=event.id,
         )
     # Whenever Stripe says it ended, even if a fetch stored `canceled` first: the key makes
@@ -198,12 +201,19 @@ def plan_change(
     account: Account,
     subscription: StripeDict,
     old_price: str,
+    starts_period: bool = False,
+    changed_at: datetime | None = None,
     stripe_event_id: str | None = None,
 ) -> None:
     """An upgrade is recorded, and its credits granted once the invoice paying its proration
     is paid (see `upgrades`): at once when that invoice is already stored as paid, else when
-    it is. A downgrade takes nothing back. Both are told by email, once, while the change is
-    still the subscription's current plan; the email counts the credits granted so far."""
+    it is; a downgrade takes back its share of the period's top-ups; both prorated by the time
+    left at the change (`changed_at`, the event's time; now for our own call's answer and the
+    reconciliation). Both are told by email, once, while the change is
+    still the subscription's current plan; the email counts the credits granted so far.
+
+    A change that starts a new period (`starts_period`) grants nothing by itself: the period's
+    own invoice grants what its line price bills, so there is no top-up to record."""
     state = SubscriptionState.from_stripe(subscription)
     plans = ctx.catalogue
     old_plan, new_plan = plans.plan_for_price(old_price), plans.plan_for_price(state.price_id)
@@ -211,13 +221,25 @@ def plan_change(
         return
     upgrade = new_plan.monthly_credits > old_plan.monthly_credits
     granted = 0
-    if upgrade:
+    changed_at = changed_at or ctx.now()
+    if upgrade and not starts_period:
         granted = record_upgrade(
             session,
             ctx,
             account=account,
             state=state,
             old_price=old_price,
+            changed_at=changed_at,
+            stripe_event_id=stripe_event_id,
+        )
+    elif not starts_period:
+        record_downgrade(
+            session,
+            ctx,
+            account=account,
+            state=state,
+            old_price=old_price,
+            changed_at=changed_at,
             stripe_event_id=stripe_event_id,
         )
     stored = find_subscription(session, subscription_id=state.stripe_subscription_id)

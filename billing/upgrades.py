@@ -1,6 +1,9 @@
-"""Upgrade credits follow the money. An upgrade within a period tops the period's credits up
-to the new plan's once the invoice that pays its proration is paid, not when the subscription
-changes: a customer cannot upgrade, spend and downgrade on an unpaid invoice.
+"""Plan changes within a period move credits in proportion to the time left, and follow the
+money. An upgrade tops the period up by the plans' difference times the share of the period
+that remains at the change, once the invoice that pays its proration is paid, not when the
+subscription changes: a customer cannot upgrade, spend and downgrade on an unpaid invoice. A
+downgrade in the same period takes back the difference times the share that remains, never
+more than the period's top-ups: what is taken back is only what an upgrade gave.
 
 The upgrade is recorded (`upgrade_top_ups`, once per subscription, new price and period) when
 the subscription changes; the paid invoice is stored with its proration lines. Whichever of
@@ -12,24 +15,36 @@ its payment, so a refund or a dispute of the payment takes the credits back, as 
 period's. An upgrade made without proration (`none`) is never paid for within its period, so
 it grants nothing: the next renewal pays for the new plan.
 
-How much: the new plan's monthly credits above the highest level the period reached when the
-upgrade is paid (its invoice's plan, or before that invoice is stored the plan the change left,
-or a plan an upgrade already paid for topped it up to). A maximum, not a sum, worked out at
-payment: whatever the order, nothing is counted twice and an unpaid step counts for nothing.
+How much: (new - old monthly credits) * remaining / period, rounded down, where `remaining` is
+the paying proration line's window (Stripe bills exactly the time left) and, for a downgrade,
+from the change's event time to the period's end. Each step is keyed by subscription, new
+price and period, so a duplicate, or going down and up again to a plan already paid for in
+the period, adds nothing.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from billing.context import BillingContext
 from billing.settlement import bring_ledger_to
-from core.plans import Plan
+from core.stripe_objects import timestamp
 from db import ledger
 from db.invoices import paid_invoices_prorating
 from db.models import Account, CreditKind, Invoice, UpgradeTopUp
 from db.subscriptions import SubscriptionState
-from db.upgrades import mark_settled, pays_for, record_top_up, settled_by, unpaid_top_ups
+from db.upgrades import (
+    DOWNGRADE_PREFIX,
+    downgrades_of_period,
+    mark_settled,
+    pays_for,
+    record_top_up,
+    settled_by,
+    unpaid_top_ups,
+)
 
 
 def upgrade_key(state: SubscriptionState) -> str:
@@ -39,6 +54,27 @@ def upgrade_key(state: SubscriptionState) -> str:
     return f"{state.stripe_subscription_id}:{state.price_id}:{period}"
 
 
+def remaining_share(
+    credits: int,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    period_start: datetime | None,
+    period_end: datetime | None,
+) -> int:
+    """`credits` times the part of the period within [start, end], rounded down; all of them when
+    the period is not known (nothing to prorate by)."""
+    if credits <= 0:
+        return 0
+    if period_start is None or period_end is None or period_end <= period_start:
+        return credits
+    window_start = max(start or period_start, period_start)
+    window_end = min(end or period_end, period_end)
+    length = int((period_end - period_start).total_seconds())
+    left = max(int((window_end - window_start).total_seconds()), 0)
+    return credits * left // length
+
+
 def record_upgrade(
     session: Session,
     ctx: BillingContext,
@@ -46,6 +82,7 @@ def record_upgrade(
     account: Account,
     state: SubscriptionState,
     old_price: str,
+    changed_at: datetime | None,
     stripe_event_id: str | None,
 ) -> int:
     """Record an upgrade from `old_price`, and grant it at once if a stored paid invoice
@@ -63,6 +100,7 @@ def record_upgrade(
         old_price_id=old_price,
         period_start=state.current_period_start,
         period_end=state.current_period_end,
+        changed_at=changed_at,
         stripe_event_id=stripe_event_id,
     )
     if top_up.settled_at is None:
@@ -72,11 +110,50 @@ def record_upgrade(
             subscription_id=top_up.stripe_subscription_id,
             price_id=top_up.price_id,
         )
-        paid = next((i for i in invoices if any(pays_for(p, top_up) for p in i.prorations)), None)
-        if paid is not None:
-            _settle(session, ctx, top_up, invoice=paid, stripe_event_id=stripe_event_id)
+        for invoice in invoices:
+            line = next((p for p in invoice.prorations if pays_for(p, top_up)), None)
+            if line is not None:
+                _settle(session, ctx, top_up, invoice=invoice, line=line, event=stripe_event_id)
+                break
     granted = ledger.find_entry(session, kind=CreditKind.UPGRADE_CREDITS, source_id=key)
     return granted.amount if granted else 0
+
+
+def record_downgrade(
+    session: Session,
+    ctx: BillingContext,
+    *,
+    account: Account,
+    state: SubscriptionState,
+    old_price: str,
+    changed_at: datetime | None,
+    stripe_event_id: str | None,
+) -> None:
+    """Record a downgrade from `old_price` and take back its share of the period's top-ups
+    (now, or when a top-up of the period is granted later: whichever comes second)."""
+    if state.price_id is None:
+        raise ValueError(f"subscription {state.stripe_subscription_id} has no price")
+    # Nothing to wait for: a downgrade's invoice pays nothing, so the row is settled at once.
+    record_top_up(
+        session,
+        account_id=account.id,
+        key=DOWNGRADE_PREFIX + upgrade_key(state),
+        subscription_id=state.stripe_subscription_id,
+        price_id=state.price_id,
+        old_price_id=old_price,
+        period_start=state.current_period_start,
+        period_end=state.current_period_end,
+        changed_at=changed_at,
+        stripe_event_id=stripe_event_id,
+        settled_at=ctx.now(),
+    )
+    take_back_downgrades(
+        session,
+        ctx,
+        subscription_id=state.stripe_subscription_id,
+        period_start=state.current_period_start,
+        stripe_event_id=stripe_event_id,
+    )
 
 
 def settle_upgrades(
@@ -92,7 +169,9 @@ def settle_upgrades(
             continue
         for top_up in unpaid_top_ups(session, subscription_id=subscription_id, price_id=price_id):
             if top_up.account_id == invoice.account_id and pays_for(proration, top_up):
-                _settle(session, ctx, top_up, invoice=invoice, stripe_event_id=stripe_event_id)
+                _settle(
+                    session, ctx, top_up, invoice=invoice, line=proration, event=stripe_event_id
+                )
     return sum(t.credits or 0 for t in settled_by(session, invoice_id=invoice.stripe_invoice_id))
 
 
@@ -102,13 +181,25 @@ def _settle(
     top_up: UpgradeTopUp,
     *,
     invoice: Invoice,
-    stripe_event_id: str | None,
+    line: dict[str, Any],
+    event: str | None,
 ) -> None:
-    """Grant the upgrade's difference, tied to the invoice and the payment that paid it."""
+    """Grant the upgrade's prorated difference, tied to the invoice and the payment that paid
+    it; then the period's downgrades may take their share of it."""
     plans = ctx.catalogue
     old_plan = plans.plan_for_price(top_up.old_price_id)
     new_plan = plans.plan_for_price(top_up.price_id)
-    credits = _difference(session, ctx, top_up, old_plan=old_plan, new_plan=new_plan)
+    difference = (new_plan.monthly_credits if new_plan else 0) - (
+        old_plan.monthly_credits if old_plan else 0
+    )
+    # The proration line bills exactly the time left at the change.
+    credits = remaining_share(
+        difference,
+        start=timestamp(line.get("start")) or top_up.changed_at,
+        end=timestamp(line.get("end")),
+        period_start=top_up.period_start,
+        period_end=top_up.period_end,
+    )
     entry = None
     if credits > 0 and new_plan is not None:
         entry = ledger.add_entry(
@@ -120,10 +211,10 @@ def _settle(
             payment_intent_id=invoice.payment_intent_id,
             charge_id=invoice.charge_id,
             stripe_invoice_id=invoice.stripe_invoice_id,
-            stripe_event_id=stripe_event_id,
+            stripe_event_id=event,
             description=(
-                f"upgrade {old_plan.id if old_plan else top_up.old_price_id} to {new_plan.id}, "
-                f"invoice {invoice.stripe_invoice_id}"
+                f"upgrade {old_plan.id if old_plan else top_up.old_price_id} to {new_plan.id} "
+                f"for the period's remaining time, invoice {invoice.stripe_invoice_id}"
             ),
         )
     mark_settled(top_up, invoice=invoice, credits=entry.amount if entry else 0, at=ctx.now())
@@ -134,35 +225,64 @@ def _settle(
         payment_intent_id=invoice.payment_intent_id,
         charge_id=invoice.charge_id,
         invoice_id=invoice.stripe_invoice_id,
-        stripe_event_id=stripe_event_id,
+        stripe_event_id=event,
+    )
+    take_back_downgrades(
+        session,
+        ctx,
+        subscription_id=top_up.stripe_subscription_id,
+        period_start=top_up.period_start,
+        stripe_event_id=event,
     )
 
 
-def _difference(
+def take_back_downgrades(
     session: Session,
     ctx: BillingContext,
-    top_up: UpgradeTopUp,
     *,
-    old_plan: Plan | None,
-    new_plan: Plan | None,
-) -> int:
-    """The new plan's credits above the highest level the period has reached by now."""
-    if new_plan is None:
-        return 0
+    subscription_id: str,
+    period_start: datetime | None,
+    stripe_event_id: str | None,
+) -> None:
+    """Bring each downgrade of the period to its share, in the order they were recorded: its
+    prorated difference, within what the period's top-ups have not already given back. The
+    top-ups only grow and later downgrades only come after, so a target never shrinks and
+    the result is the same whichever order the changes and payments arrived in."""
+    if period_start is None:
+        return
+    period_key = str(int(period_start.timestamp()))
+    room = ledger.period_top_ups(session, subscription_id=subscription_id, period_key=period_key)
     plans = ctx.catalogue
-    base, upgraded_to = None, []
-    if top_up.period_start is not None:
-        base, upgraded_to = ledger.period_grants(
-            session,
-            subscription_id=top_up.stripe_subscription_id,
-            period_start=top_up.period_start,
-            period_key=str(int(top_up.period_start.timestamp())),
+    for downgrade in downgrades_of_period(
+        session, subscription_id=subscription_id, period_start=period_start
+    ):
+        old_plan = plans.plan_for_price(downgrade.old_price_id)
+        new_plan = plans.plan_for_price(downgrade.price_id)
+        difference = (old_plan.monthly_credits if old_plan else 0) - (
+            new_plan.monthly_credits if new_plan else 0
         )
-    left = old_plan.monthly_credits if old_plan else 0
-    reached = max(
-        [
-            left if base is None else base,
-            *(plans.monthly_credits(p.id) for p in map(plans.plan_for_price, upgraded_to) if p),
-        ]
-    )
-    return new_plan.monthly_credits - reached
+        share = remaining_share(
+            difference,
+            start=downgrade.changed_at or downgrade.created_at,
+            end=None,
+            period_start=downgrade.period_start,
+            period_end=downgrade.period_end,
+        )
+        target = min(share, max(room, 0))
+        room -= target
+        key = downgrade.key.removeprefix(DOWNGRADE_PREFIX)
+        taken = -ledger.sum_of_key(session, kind=CreditKind.DOWNGRADE_CREDITS, key=key)
+        if target > taken:
+            ledger.add_adjustment(
+                session,
+                account_id=downgrade.account_id,
+                kind=CreditKind.DOWNGRADE_CREDITS,
+                key=key,
+                amount=taken - target,
+                stripe_event_id=stripe_event_id,
+                description=(
+                    f"downgrade {old_plan.id if old_plan else downgrade.old_price_id} to "
+                    f"{new_plan.id if new_plan else downgrade.price_id} for the period's "
+                    "remaining time"
+                ),
+            )

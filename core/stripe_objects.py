@@ -98,6 +98,20 @@ def previous_price_id(previous_attributes: StripeDict) -> str | None:
     return object_id(previous_attributes.get("plan"))
 
 
+def starts_new_period(subscription: StripeDict, previous_attributes: StripeDict) -> bool:
+    """Whether an update moved the billing period (a renewal, or a change that reset the
+    billing cycle): a previous `current_period_start`, at the top level or, since
+    2025-03-31.basil, on the items (which Stripe lists whole), other than the current one."""
+    if not previous_attributes:
+        return False
+    starts = [previous_attributes.get("current_period_start")]
+    items = previous_attributes.get("items")
+    if items is not None:
+        starts += [item.get("current_period_start") for item in _list_data(items)]
+    current, _ = subscription_period(subscription)
+    return any(timestamp(start) not in (None, current) for start in starts)
+
+
 # --- Invoices ---------------------------------------------------------------------------------
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.invoices import find_invoice_of_payment, paid_by
 from db.locks import lock_customer
-from db.models import Account, CreditEntry, CreditKind, Invoice
+from db.models import Account, CreditEntry, CreditKind
 
 GRANT_KINDS = (CreditKind.PLAN_CREDITS, CreditKind.PACK_CREDITS, CreditKind.UPGRADE_CREDITS)
 
@@ -168,33 +166,66 @@ def sum_by_source_prefix(session: Session, *, kind: CreditKind, prefix: str) -> 
     )
 
 
-def period_grants(
-    session: Session, *, subscription_id: str, period_start: datetime, period_key: str
-) -> tuple[int | None, list[str]]:
-    """What one subscription period was granted so far: its invoice's plan credits (None when
-    that invoice is not stored yet) and the prices its upgrades went to (upgrade entries are
-    keyed `<subscription>:<price>:<period_key>`)."""
-    base = session.scalar(
-        select(CreditEntry.amount)
-        .join(Invoice, Invoice.stripe_invoice_id == CreditEntry.source_id)
-        .where(
-            CreditEntry.kind == CreditKind.PLAN_CREDITS,
-            Invoice.stripe_subscription_id == subscription_id,
-            Invoice.period_start == period_start,
-        )
-        .order_by(CreditEntry.id)
-        .limit(1)
-    )
-    prefix, suffix = f"{subscription_id}:", f":{period_key}"
-    keys = session.scalars(
-        select(CreditEntry.source_id).where(
-            CreditEntry.kind == CreditKind.UPGRADE_CREDITS,
-            CreditEntry.source_id.startswith(prefix, autoescape=True),
-            CreditEntry.source_id.endswith(suffix, autoescape=True),
+def period_top_ups(session: Session, *, subscription_id: str, period_key: str) -> int:
+    """What one subscription period's upgrades were granted (entries keyed
+    `<subscription>:<price>:<period_key>`)."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+                CreditEntry.kind == CreditKind.UPGRADE_CREDITS,
+                CreditEntry.source_id.startswith(f"{subscription_id}:", autoescape=True),
+                CreditEntry.source_id.endswith(f":{period_key}", autoescape=True),
+            )
         )
     )
-    prices = [key[len(prefix) : -len(suffix)] for key in keys]
-    return (None if base is None else int(base)), prices
+
+
+def sum_of_key(session: Session, *, kind: CreditKind, key: str) -> int:
+    """The sum of the entries of that kind under `key` and its adjustments `key#<n>`."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+                CreditEntry.kind == kind,
+                (CreditEntry.source_id == key)
+                | CreditEntry.source_id.startswith(f"{key}#", autoescape=True),
+            )
+        )
+    )
+
+
+def add_adjustment(
+    session: Session,
+    *,
+    account_id: int,
+    kind: CreditKind,
+    key: str,
+    amount: int,
+    stripe_event_id: str | None,
+    description: str,
+) -> CreditEntry | None:
+    """An entry under `key`, or `key#<n>` for the n-th adjustment once `key` is taken. The
+    customer's lock serialises writers, so a duplicate delivery computes the same n and its
+    insert is a no-op."""
+    source_id = key
+    if find_entry(session, kind=kind, source_id=key) is not None:
+        count = session.scalar(
+            select(func.count())
+            .select_from(CreditEntry)
+            .where(
+                CreditEntry.kind == kind,
+                CreditEntry.source_id.startswith(f"{key}#", autoescape=True),
+            )
+        )
+        source_id = f"{key}#{int(count or 0) + 1}"
+    return add_entry(
+        session,
+        account_id=account_id,
+        kind=kind,
+        source_id=source_id,
+        amount=amount,
+        stripe_event_id=stripe_event_id,
+        description=description,
+    )
 
 
 class InsufficientCredits(Exception):

@@ -234,6 +234,9 @@ class CreditKind(enum.StrEnum):
     # Granted once the invoice paying the upgrade's proration is paid; source: the key of
     # its `upgrade_top_ups` row, `<sub>:<new price>:<period start>`.
     UPGRADE_CREDITS = "upgrade_credits"
+    # A downgrade's take-back of the period's top-ups (negative); source: `<sub>:<new price>:
+    # <period start>`, then `…#<n>` for the n-th adjustment as more top-ups are granted.
+    DOWNGRADE_CREDITS = "downgrade_credits"
     PACK_CREDITS = "pack_credits"  # a one-time credit pack; source: the payment intent
     REFUND = "refund"  # source: `<charge>:<amount refunded so far>`
     DISPUTE_HOLD = "dispute_hold"  # source: the dispute id
@@ -285,11 +288,13 @@ class PaymentRefund(Base):
 
 
 class UpgradeTopUp(Base):
-    """An upgrade within a period, waiting for the invoice that pays its proration: once per
-    subscription, new price and period. Settled by the first paid invoice with a charging
-    proration line of that subscription and price within the period (its own invoice, or the
-    renewal that carries it); the ledger entry, keyed by `key`, carries that invoice and its
-    payment so that a refund or a dispute of the payment finds it."""
+    """A plan change within a period, once per subscription, new price and period. An
+    upgrade waits for the invoice that pays its proration: settled by the first paid invoice
+    with a charging proration line of that subscription and price within the period (its own
+    invoice, or the renewal that carries it); the ledger entry, keyed by `key`, carries that
+    invoice and its payment so that a refund or a dispute of the payment finds it. A
+    downgrade's key starts with `downgrade:`; it waits for no payment, so it is settled when
+    recorded."""
 
     __tablename__ = "upgrade_top_ups"
 
@@ -302,6 +307,9 @@ class UpgradeTopUp(Base):
     period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stripe_event_id: Mapped[str | None] = mapped_column(Text)  # the event that recorded it
+    # When the change happened (its event's `created`): a downgrade's take-back is prorated
+    # from it. Null for rows recorded before 0011.
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The paid invoice that settled it, and the credits that granted (0: the period had
     # already reached the plan); both null while the upgrade is unpaid.
     stripe_invoice_id: Mapped[str | None] = mapped_column(Text, index=True)

@@ -12,6 +12,10 @@ from sqlalchemy.orm import Session
 from core.stripe_objects import timestamp
 from db.models import Invoice, UpgradeTopUp
 
+# The key of a downgrade's row: its ledger key, which an upgrade to the same price in the same
+# period may also use (up, down and up again), behind this prefix.
+DOWNGRADE_PREFIX = "downgrade:"
+
 
 def record_top_up(
     session: Session,
@@ -23,7 +27,9 @@ def record_top_up(
     old_price_id: str,
     period_start: datetime | None,
     period_end: datetime | None,
+    changed_at: datetime | None,
     stripe_event_id: str | None,
+    settled_at: datetime | None = None,
 ) -> UpgradeTopUp:
     """The upgrade's row, inserted the first time its key is met (later records are no-ops)."""
     session.execute(
@@ -36,7 +42,9 @@ def record_top_up(
             old_price_id=old_price_id,
             period_start=period_start,
             period_end=period_end,
+            changed_at=changed_at,
             stripe_event_id=stripe_event_id,
+            settled_at=settled_at,
         )
         .on_conflict_do_nothing(index_elements=[UpgradeTopUp.key])
     )
@@ -57,6 +65,23 @@ def unpaid_top_ups(session: Session, *, subscription_id: str, price_id: str) -> 
             )
             .order_by(UpgradeTopUp.id)
             .with_for_update()
+        )
+    )
+
+
+def downgrades_of_period(
+    session: Session, *, subscription_id: str, period_start: datetime
+) -> list[UpgradeTopUp]:
+    """The subscription's downgrades within the period, in the order they were recorded."""
+    return list(
+        session.scalars(
+            select(UpgradeTopUp)
+            .where(
+                UpgradeTopUp.stripe_subscription_id == subscription_id,
+                UpgradeTopUp.period_start == period_start,
+                UpgradeTopUp.key.startswith(DOWNGRADE_PREFIX, autoescape=True),
+            )
+            .order_by(UpgradeTopUp.id)
         )
     )
 

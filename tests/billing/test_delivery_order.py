@@ -4,15 +4,25 @@ was settled per payment (`billing.settlement`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
 from tests.support.stripe_events import (
+    CHANGED_AT,
     CREDITS,
+    NEXT_PERIOD_END,
+    PERIOD_END,
+    PERIOD_START,
     PRICES,
     Ids,
     account,
     balance,
     known_customer,
+    ledger,
     plan_changed,
     process_ok,
+    prorated,
     proration_invoice,
     stripe_event,
     subscription,
@@ -21,7 +31,7 @@ from tests.support.stripe_events import (
 V = "2022-11-15"  # charges and invoices name each other: no Stripe lookups needed
 NOW = 1_800_000_000
 STARTER, PRO = PRICES["starter"], PRICES["pro"]
-UPGRADE = CREDITS["pro"] - CREDITS["starter"]
+UPGRADE = prorated(CREDITS["pro"] - CREDITS["starter"])
 
 
 def refund(ids: Ids, *, amount: int, refunded: int, created: int | None = None) -> dict:
@@ -104,7 +114,7 @@ def test_4_a_checkout_delivered_after_an_upgrade_grants_the_plan_it_billed():
     process_ok(stripe_event("invoice.paid", ids, api_version=V, created=NOW))
 
     # The first invoice billed starter (1,000), the upgrade's proration pro's difference.
-    assert balance(ids.customer) == CREDITS["starter"] + UPGRADE  # was 9,000
+    assert balance(ids.customer) == CREDITS["starter"] + UPGRADE  # was 9,000 (unprorated)
 
 
 def test_7_an_incomplete_state_of_the_same_second_never_undoes_active():
@@ -121,3 +131,72 @@ def test_7_an_incomplete_state_of_the_same_second_never_undoes_active():
     assert stored is not None and stored.status == "active"  # was incomplete
     found = account(ids.customer)
     assert found is not None and found.plan == "pro"  # was free
+
+
+def renewal_on(ids: Ids, price: str) -> tuple[dict, dict, dict]:
+    """The next period's `customer.subscription.updated` moving the renewal to `price` (the
+    change reset the billing cycle), its proration paid on an invoice of its own, and the
+    new period's `invoice.paid` billing `price`."""
+    changed = plan_changed(ids, old_price=STARTER, new_price=price, api_version=V, created=NOW + 10)
+    data = changed["data"]
+    data["object"].update(current_period_start=PERIOD_END, current_period_end=NEXT_PERIOD_END)
+    data["previous_attributes"].update(
+        current_period_start=PERIOD_START, current_period_end=PERIOD_END
+    )
+    proration = proration_invoice(
+        ids.next_invoice(), old_price=STARTER, new_price=price, api_version=V, created=NOW + 10
+    )
+    for line in proration["data"]["object"]["lines"]["data"]:
+        line["period"] = {"start": PERIOD_END, "end": NEXT_PERIOD_END}
+    renewal = stripe_event(
+        "invoice.paid", replace(ids.next_invoice(), price=price), api_version=V, created=NOW + 10
+    )
+    invoice = renewal["data"]["object"]
+    invoice.update(billing_reason="subscription_cycle", period_start=PERIOD_END)
+    invoice["lines"]["data"][0]["period"] = {"start": PERIOD_END, "end": NEXT_PERIOD_END}
+    return changed, proration, renewal
+
+
+def test_5_a_change_that_starts_the_next_period_grants_nothing_before_its_invoice():
+    ids = starter_period()
+    for event in renewal_on(ids, PRO):
+        process_ok(event)
+
+    # The period's invoice billed pro: its own line price decides the period's credits.
+    assert balance(ids.customer) == CREDITS["starter"] + CREDITS["pro"]  # was 10,000
+
+
+TEAM = PRICES["team"]
+
+
+@pytest.mark.parametrize("order", ["natural", "downgrade first", "invoice last"])
+def test_6_an_upgrade_and_a_downgrade_on_the_same_day_keep_only_what_was_paid_for(order):
+    ids = known_customer(Ids(price=PRO))
+    process_ok(stripe_event("customer.subscription.created", ids, api_version=V, created=NOW))
+    process_ok(stripe_event("invoice.paid", ids, api_version=V, created=NOW))
+    back_at = CHANGED_AT + 12 * 3600  # the same day, 12 hours later
+    events = {
+        "up": plan_changed(ids, old_price=PRO, new_price=TEAM, api_version=V, created=CHANGED_AT),
+        "paid": proration_invoice(ids.next_invoice(), old_price=PRO, new_price=TEAM, api_version=V),
+        "down": plan_changed(ids, old_price=TEAM, new_price=PRO, api_version=V, created=back_at),
+    }
+    sequence = {
+        "natural": ["up", "paid", "down"],
+        "downgrade first": ["down", "up", "paid"],
+        "invoice last": ["up", "down", "paid"],
+    }[order]
+    for name in sequence:
+        process_ok(events[name])
+    for name in sequence:
+        process_ok({**events[name], "id": events[name]["id"] + "_again"})
+
+    difference = CREDITS["team"] - CREDITS["pro"]
+    top_up = prorated(difference)
+    take_back = difference * (PERIOD_END - back_at) // (PERIOD_END - PERIOD_START)
+    entries = sorted((kind, amount) for kind, _, amount in ledger(ids.customer))
+    assert entries == [
+        ("downgrade_credits", -take_back),
+        ("plan_credits", CREDITS["pro"]),
+        ("upgrade_credits", top_up),
+    ]
+    assert balance(ids.customer) == CREDITS["pro"] + top_up - take_back  # was 20,000

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.stripe_events import (
     API_VERSIONS,
+    CHANGED_AT,
     CREDITS,
     PRICES,
     Ids,
@@ -20,6 +21,7 @@ from tests.support.stripe_events import (
     ledger,
     plan_changed,
     process_ok,
+    prorated,
     proration_invoice,
     stripe_event,
     subscription,
@@ -54,7 +56,8 @@ def test_an_upgrade_grants_the_difference_once_paid(api_version):
     assert ledger(ids.customer) == []  # not paid yet (see test_upgrade_credits)
     process_ok(_proration(ids, "starter", "pro", api_version=api_version))
 
-    difference = CREDITS["pro"] - CREDITS["starter"]
+    # The time left at the change (the proration line's window): a share of the difference.
+    difference = prorated(CREDITS["pro"] - CREDITS["starter"])
     assert [(kind, amount) for kind, _, amount in ledger(ids.customer)] == [
         ("upgrade_credits", difference)
     ]
@@ -88,7 +91,7 @@ def _paid_step(ids: Ids, old: str, new: str, created: int) -> list[dict]:
 @pytest.mark.parametrize(
     "order", list(itertools.permutations(range(4))), ids=lambda o: "".join(map(str, o))
 )
-def test_two_upgrades_in_a_period_top_up_to_the_last_plan_whatever_the_order(order):
+def test_two_upgrades_in_a_period_each_top_up_their_share_whatever_the_order(order):
     ids = known_customer(Ids(price=PRICES["starter"]))
     process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
     process_ok(stripe_event("invoice.paid", ids, created=NOW))  # the period's starter credits
@@ -97,11 +100,13 @@ def test_two_upgrades_in_a_period_top_up_to_the_last_plan_whatever_the_order(ord
     for n in order:
         process_ok(events[n])
 
-    assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["team"]
+    assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["starter"] + prorated(
+        CREDITS["pro"] - CREDITS["starter"]
+    ) + prorated(CREDITS["team"] - CREDITS["pro"])
     assert subscription(ids.subscription).plan == "team"
 
 
-def test_a_late_step_after_a_jump_was_granted_adds_nothing_and_tells_nothing():
+def test_a_late_step_after_a_jump_was_granted_adds_its_own_payment_and_tells_nothing():
     ids = known_customer(Ids(price=PRICES["starter"]))
     process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
     process_ok(stripe_event("invoice.paid", ids, created=NOW))
@@ -112,7 +117,11 @@ def test_a_late_step_after_a_jump_was_granted_adds_nothing_and_tells_nothing():
     for event in _paid_step(ids, "starter", "pro", NOW + 1):
         process_ok(event)
 
-    assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["team"]
+    # Each paid proration buys its own share (credits follow money); the step's team change
+    # is the jump's key, so only the pro step's proration adds.
+    assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["starter"] + prorated(
+        CREDITS["team"] - CREDITS["starter"]
+    ) + prorated(CREDITS["pro"] - CREDITS["starter"])
     notices = emails(f"plan-changed:{ids.subscription}")
     assert [n.context["new_plan_name"] for n in notices] == ["Team"]
 
@@ -127,29 +136,41 @@ def test_upgrades_before_the_period_s_invoice_is_stored_still_reach_the_last_pla
         process_ok(event)
     process_ok(stripe_event("invoice.paid", ids, created=NOW))  # late: the starter period
 
-    assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["team"]
+    assert sum(amount for _, _, amount in ledger(ids.customer)) == CREDITS["starter"] + prorated(
+        CREDITS["pro"] - CREDITS["starter"]
+    ) + prorated(CREDITS["team"] - CREDITS["pro"])
 
 
 @pytest.mark.parametrize(
     ("path", "total"),
     [
+        # Down, then up again: the down takes back what the up's top-up gave, once it is.
         (("pro", "starter", "pro"), CREDITS["pro"]),
-        (("starter", "team", "starter", "pro"), CREDITS["team"]),
-        (("starter", "pro", "starter", "team"), CREDITS["team"]),
+        # Up, down (takes the up's share back), up: the period's plan plus the last step.
+        (
+            ("starter", "team", "starter", "pro"),
+            CREDITS["starter"] + prorated(CREDITS["pro"] - CREDITS["starter"]),
+        ),
+        (
+            ("starter", "pro", "starter", "team"),
+            CREDITS["starter"] + prorated(CREDITS["team"] - CREDITS["starter"]),
+        ),
     ],
 )
 def test_going_down_and_up_within_a_period_pays_nothing_twice(path, total):
+    """The changes happen seconds apart (their events' time), so a downgrade takes back about
+    what the upgrade before it gave."""
     ids = known_customer(Ids(price=PRICES[path[0]]))
     process_ok(stripe_event("customer.subscription.created", ids, created=NOW))
     process_ok(stripe_event("invoice.paid", ids, created=NOW))
     for n, (old, new) in enumerate(itertools.pairwise(path), start=1):
-        for event in _paid_step(ids, old, new, NOW + n):
+        for event in _paid_step(ids, old, new, CHANGED_AT + n):
             process_ok(event)
 
     assert sum(amount for _, _, amount in ledger(ids.customer)) == total
 
 
-def test_a_downgrade_takes_nothing_back_and_says_so():
+def test_a_downgrade_with_no_top_up_in_its_period_takes_nothing_back_and_says_so():
     ids = known_customer(Ids(previous_price=PRICES["team"], price=PRICES["starter"]))
     process_ok(stripe_event("customer.subscription.updated", ids))
 

@@ -24,6 +24,7 @@ from tests.support.stripe_events import (
     ledger,
     plan_changed,
     process_ok,
+    prorated,
     proration_invoice,
     stripe_event,
 )
@@ -31,7 +32,7 @@ from tests.support.stripe_fake import StripeFake
 
 NOW = 1_800_000_000
 STARTER, PRO, TEAM = PRICES["starter"], PRICES["pro"], PRICES["team"]
-UPGRADE = CREDITS["pro"] - CREDITS["starter"]
+UPGRADE = prorated(CREDITS["pro"] - CREDITS["starter"])  # the fixtures' change time
 
 
 def starter_period(api_version: str = NEWEST) -> Ids:
@@ -124,7 +125,7 @@ def test_an_upgrade_is_granted_when_its_proration_is_paid_and_only_once(api_vers
     assert grant.source_id == f"{ids.subscription}:{PRO}:{1767225600}"
     assert grant.stripe_invoice_id == paid_by.invoice
     assert grant.charge_id == (None if api_version == NEWEST else paid_by.charge)
-    assert balance(ids.customer) == CREDITS["pro"]
+    assert balance(ids.customer) == CREDITS["starter"] + UPGRADE
     (receipt,) = emails(f"receipt:{paid_by.invoice}")
     assert receipt.context["credits_granted"] == UPGRADE
 
@@ -148,7 +149,7 @@ def test_a_proration_paid_before_its_upgrade_arrives_is_granted_with_the_upgrade
 
     (grant,) = upgrade_grants(ids.customer)
     assert (grant.amount, grant.stripe_invoice_id) == (UPGRADE, paid_by.invoice)
-    assert balance(ids.customer) == CREDITS["pro"]
+    assert balance(ids.customer) == CREDITS["starter"] + UPGRADE
     (notice,) = emails(f"plan-changed:{ids.subscription}")
     assert notice.context["credits_granted"] == UPGRADE
 
@@ -184,20 +185,20 @@ def test_a_refund_of_the_proration_payment_takes_the_upgrade_back_once(api_versi
         proration_invoice(paid_by, old_price=STARTER, new_price=PRO, api_version=api_version)
     )
     stripe_knows_the_payment(stripe_fake, paid_by)
-    assert balance(ids.customer) == CREDITS["pro"]
+    assert balance(ids.customer) == CREDITS["starter"] + UPGRADE
 
     half = refund(paid_by, api_version=api_version, amount=1000, refunded=500)
     process_ok(half)
     process_ok(again(half))
-    assert balance(ids.customer) == CREDITS["pro"] - UPGRADE // 2
+    assert balance(ids.customer) == CREDITS["starter"] + UPGRADE - UPGRADE // 2
     whole = refund(paid_by, api_version=api_version, amount=1000, refunded=1000)
     process_ok(whole)
     process_ok(again(whole))
 
     refunds = [entry for entry in ledger(ids.customer) if entry[0] == "refund"]
     assert refunds == [
-        ("refund", f"{paid_by.charge}:500", -UPGRADE // 2),
-        ("refund", f"{paid_by.charge}:1000", -UPGRADE // 2),
+        ("refund", f"{paid_by.charge}:500", -(UPGRADE // 2)),
+        ("refund", f"{paid_by.charge}:1000", -(UPGRADE - UPGRADE // 2)),
     ]
     assert balance(ids.customer) == CREDITS["starter"]  # the period's own credits stay
 
@@ -253,7 +254,7 @@ def test_a_chargeback_of_the_proration_payment_holds_the_upgrade_back():
     assert balance(ids.customer) == CREDITS["starter"]
 
 
-def test_an_unpaid_step_counts_for_nothing_and_the_paid_one_reaches_its_plan():
+def test_an_unpaid_step_counts_for_nothing_until_it_is_paid():
     ids = starter_period()
     to_pro, to_team = ids.next_invoice(), ids.next_invoice()
     process_ok(plan_changed(ids, old_price=STARTER, new_price=PRO, created=NOW + 1))
@@ -271,11 +272,13 @@ def test_an_unpaid_step_counts_for_nothing_and_the_paid_one_reaches_its_plan():
     process_ok(proration_invoice(to_team, old_price=PRO, new_price=TEAM))
 
     assert [(g.source_id, g.amount) for g in upgrade_grants(ids.customer)] == [
-        (f"{ids.subscription}:{TEAM}:1767225600", CREDITS["team"] - CREDITS["starter"])
+        (f"{ids.subscription}:{TEAM}:1767225600", prorated(CREDITS["team"] - CREDITS["pro"]))
     ]
-    # Paid late, the pro step adds nothing: the period already reached team.
+    # Paid late, the pro step adds its own prorated difference: each step pays for its own.
     process_ok(proration_invoice(to_pro, old_price=STARTER, new_price=PRO))
-    assert balance(ids.customer) == CREDITS["team"]
+    assert balance(ids.customer) == CREDITS["starter"] + UPGRADE + prorated(
+        CREDITS["team"] - CREDITS["pro"]
+    )
 
 
 def test_a_proration_of_another_period_pays_for_nothing_here():
@@ -316,4 +319,4 @@ def test_any_order_ends_with_the_period_and_the_upgrade_granted_once(order):
         "plan_credits",
         "upgrade_credits",
     ]
-    assert balance(ids.customer) == CREDITS["pro"]
+    assert balance(ids.customer) == CREDITS["starter"] + UPGRADE

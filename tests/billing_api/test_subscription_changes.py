@@ -27,6 +27,7 @@ from tests.support.stripe_events import (
     ledger,
     plan_changed,
     process_ok,
+    prorated,
     proration_invoice,
     stripe_event,
     subscription,
@@ -58,7 +59,7 @@ def test_an_upgrade_is_prorated_stored_and_granted_once(api, fake):
     assert subscription(sub.ids.subscription).plan == "team"
     assert account(sub.ids.customer).plan == "team"
     assert history(sub.ids.subscription)[-1].cause == "api"
-    upgrade = CREDITS["team"] - CREDITS["pro"]
+    upgrade = prorated(CREDITS["team"] - CREDITS["pro"])  # the time left at the change
     assert balance(sub.ids.customer) == CREDITS["pro"] + upgrade
     assert ledger(sub.ids.customer)[-1] == (
         "upgrade_credits",
@@ -91,7 +92,7 @@ def test_an_upgrade_whose_answer_shows_no_paid_invoice_waits_for_the_invoice_eve
     assert balance(sub.ids.customer) == CREDITS["pro"]  # the period's own invoice paid no upgrade
     paid_by = sub.ids.next_invoice()
     process_ok(proration_invoice(paid_by, old_price=PRICES["pro"], new_price=PRICES["team"]))
-    assert balance(sub.ids.customer) == CREDITS["team"]
+    assert balance(sub.ids.customer) == CREDITS["pro"] + prorated(CREDITS["team"] - CREDITS["pro"])
 
 
 def test_a_declined_upgrade_is_402_and_changes_nothing(api, fake):

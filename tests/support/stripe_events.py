@@ -52,6 +52,12 @@ CHANGED_AT = 1768000000
 NEXT_PERIOD_END = 1772323200
 
 
+def prorated(credits: int, *, changed_at: int = CHANGED_AT) -> int:
+    """A plan change's credits for the time left in the fixtures' period at `changed_at`,
+    rounded down (the proration rule of `billing.upgrades`)."""
+    return credits * (PERIOD_END - changed_at) // (PERIOD_END - PERIOD_START)
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
