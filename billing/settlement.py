@@ -116,7 +116,7 @@ def bring_ledger_to(
     taken = _taken(session, kinds=(CreditKind.REFUND,), **ids)
     if targets.refund != taken and refunds:
         last = refunds[-1]
-        _append(
+        ledger.add_adjustment(
             session,
             account_id=account_id,
             kind=CreditKind.REFUND,
@@ -131,7 +131,7 @@ def bring_ledger_to(
     if targets.dispute != held and disputes:
         dispute = disputes[-1]
         difference = targets.dispute - held
-        _append(
+        ledger.add_adjustment(
             session,
             account_id=account_id,
             kind=CreditKind.DISPUTE_HOLD if difference < 0 else CreditKind.DISPUTE_RELEASE,
@@ -164,43 +164,4 @@ def _taken(
                 CreditEntry.kind.in_(kinds), match
             )
         )
-    )
-
-
-def _append(
-    session: Session,
-    *,
-    account_id: int,
-    kind: CreditKind,
-    key: str,
-    amount: int,
-    payment_intent_id: str | None,
-    charge_id: str | None,
-    stripe_event_id: str | None,
-    description: str,
-) -> None:
-    """One adjustment under the natural key, or `<key>#<n>` once that is taken: the n-th
-    adjustment of that kind and key. The customer's lock serialises writers, so n is the same
-    for a duplicate delivery, whose insert is then a no-op."""
-    source_id = key
-    if ledger.find_entry(session, kind=kind, source_id=key) is not None:
-        count = session.scalar(
-            select(func.count())
-            .select_from(CreditEntry)
-            .where(
-                CreditEntry.kind == kind,
-                CreditEntry.source_id.startswith(f"{key}#", autoescape=True),
-            )
-        )
-        source_id = f"{key}#{int(count or 0) + 1}"
-    ledger.add_entry(
-        session,
-        account_id=account_id,
-        kind=kind,
-        source_id=source_id,
-        amount=amount,
-        payment_intent_id=payment_intent_id,
-        charge_id=charge_id,
-        stripe_event_id=stripe_event_id,
-        description=description,
     )

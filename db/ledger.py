@@ -202,6 +202,8 @@ def add_adjustment(
     amount: int,
     stripe_event_id: str | None,
     description: str,
+    payment_intent_id: str | None = None,
+    charge_id: str | None = None,
 ) -> CreditEntry | None:
     """An entry under `key`, or `key#<n>` for the n-th adjustment once `key` is taken. The
     customer's lock serialises writers, so a duplicate delivery computes the same n and its
@@ -223,6 +225,8 @@ def add_adjustment(
         kind=kind,
         source_id=source_id,
         amount=amount,
+        payment_intent_id=payment_intent_id,
+        charge_id=charge_id,
         stripe_event_id=stripe_event_id,
         description=description,
     )
