@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api import console
 from api.body_limit import BodySizeLimit
 from api.deps import publisher
 from api.dispatch import EventDispatcher
@@ -113,6 +114,7 @@ def _add_routes(app: FastAPI) -> None:
         billing,
     ):
         app.include_router(module.router)
+    console.install(app)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

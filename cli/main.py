@@ -176,6 +176,42 @@ def reconcile(dry_run: bool) -> None:
         sys.exit(1)
 
 
+@main.group()
+def admin() -> None:
+    """Console admins."""
+
+
+@admin.command("create")
+@click.argument("email")
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The API's address as the admin's browser reaches it.",
+)
+@click.option("--link-only", is_flag=True, help="Print the link alone (for scripts).")
+def admin_create(email: str, url: str, link_only: bool) -> None:
+    """Create a console admin (or renew one's link) and print a one-time set-password link."""
+    _settings()
+    from core.redaction import redact_email
+    from db.admins import SETUP_LINK_LIFETIME, issue_setup_token
+    from db.session import transaction
+
+    if "@" not in email or len(email) > 320 or not email.isprintable():
+        raise click.BadParameter("not an email address", param_hint="EMAIL")
+    with transaction() as session:
+        admin, token = issue_setup_token(session, email=email)
+        renewed = admin.password_hash is not None
+    link = f"{url.rstrip('/')}/console/set-password?token={token}"
+    if link_only:
+        click.echo(link)
+        return
+    hours = int(SETUP_LINK_LIFETIME.total_seconds() // 3600)
+    state = "has a password; this link replaces it" if renewed else "created"
+    click.echo(f"admin {redact_email(admin.email)} {state}")
+    click.echo(f"set the password within {hours} hours, once: {link}")
+
+
 # Commands with a module of their own (imported late: `billing --help` stays fast).
 def _register_commands() -> None:
     from cli.flower import flower

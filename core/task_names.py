@@ -6,6 +6,8 @@ from __future__ import annotations
 
 SEND_EMAIL = "emails.send"
 RECONCILE_SUBSCRIPTIONS = "billing.reconcile_subscriptions"
+# A dry run for the console: its report is the task's result (the one task whose result is kept).
+RECONCILE_DRY_RUN = "billing.reconcile_dry_run"
 ENQUEUE_STORED_EVENTS = "billing.enqueue_stored_events"
 
 

@@ -501,3 +501,73 @@ class ReconciliationItem(Base):
             "run_id", "kind", "object_id", "field", name="uq_reconciliation_items_difference"
         ),
     )
+
+
+# --- The operators' console: named admins, their sessions, the audit trail ------------------
+
+
+class Admin(Base):
+    """A person who signs in to the console. The password is set through a one-time link
+    (`billing admin create`); only hashes are stored, of the password and of the link."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    email: Mapped[str] = mapped_column(Text, unique=True)  # lower case
+    password_hash: Mapped[str | None] = mapped_column(Text)  # argon2id; None until set
+    setup_token_hash: Mapped[str | None] = mapped_column(Text, unique=True)  # sha256, hex
+    setup_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    password_set_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (CheckConstraint("email = lower(email)", name="ck_admins_email_lower"),)
+
+
+class AdminSession(Base):
+    """A signed-in browser: the cookie holds a random token, the row its sha256, so a copy
+    of the table signs nobody in. Signing out deletes the row."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(Text, unique=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(Text)  # every form of the session carries it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AdminActionKind(enum.StrEnum):
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"  # a wrong password for a known admin
+    LOGOUT = "logout"
+    PASSWORD_SET = "password_set"
+    REPLAY = "replay"
+    EVIDENCE_STAGED = "evidence_staged"
+    EVIDENCE_SUBMITTED = "evidence_submitted"
+    DISPUTE_ACCEPTED = "dispute_accepted"
+    RECONCILIATION_STARTED = "reconciliation_started"
+    RECONCILIATION_DRY_RUN = "reconciliation_dry_run"
+
+
+API_TOKEN_ACTOR = "api-token"  # the actor of what the JSON admin API's bearer token did
+
+
+class AdminAction(Base):
+    """One thing an admin (or the admin API's token) did: who, when, what, to which object."""
+
+    __tablename__ = "admin_actions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    admin_id: Mapped[int | None] = mapped_column(ForeignKey("admins.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(Text)  # the admin's email, or `api-token`
+    action: Mapped[str] = mapped_column(Text)  # an AdminActionKind
+    target: Mapped[str | None] = mapped_column(Text)  # `evt_...`, `du_...`, `run:12`
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    client_ip: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_admin_actions_created_at", "created_at"),
+        Index("ix_admin_actions_target", "target", "id"),
+    )

@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from api import operations
+from api.audit import api_token_actor
 from api.deps import AdminDep, BillingDep, NoNulParamsDep, SessionDep, SettingsDep, get_stripe
 from api.schemas import VALIDATION_ERROR, DisputeList, DisputeOut, EvidenceIn
-from billing import dispute_actions
 from billing.dispute_actions import DisputeClosed, DisputeNotFound, StripeRequired
 from core.settings import Settings
 from db.disputes import list_disputes
@@ -55,10 +56,14 @@ def stage_evidence(
 ) -> DisputeOut:
     """Stage text evidence with `Dispute.modify`, and submit it when `submit` is true."""
     with _dispute_errors(request, settings):
-        row = dispute_actions.submit_evidence(
-            session, ctx, dispute_id=dispute_id, evidence=dict(body.evidence), submit=body.submit
+        row = operations.submit_evidence(
+            session,
+            ctx,
+            dispute_id=dispute_id,
+            evidence=dict(body.evidence),
+            submit=body.submit,
+            actor=api_token_actor(request),
         )
-    session.commit()
     return _out(session, row)
 
 
@@ -68,8 +73,9 @@ def accept_dispute(
 ) -> DisputeOut:
     """Concede the dispute with `Dispute.close`: it is lost, and its hold stays."""
     with _dispute_errors(request, settings):
-        row = dispute_actions.accept_dispute(session, ctx, dispute_id=dispute_id)
-    session.commit()
+        row = operations.accept_dispute(
+            session, ctx, dispute_id=dispute_id, actor=api_token_actor(request)
+        )
     return _out(session, row)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy import select
 
+from api.audit import api_token_actor
 from api.deps import AdminDep, NoNulParamsDep, PublisherDep, SessionDep, SettingsDep
+from api.operations import replay_event
 from api.schemas import (
     VALIDATION_ERROR,
     ReplayAccepted,
@@ -16,11 +17,7 @@ from api.schemas import (
     WebhookEventList,
     WebhookEventOut,
 )
-from billing.replay import mark_for_replay
-from core.task_names import event_task_name
 from db.models import EventStatus, WebhookEvent
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(
     prefix="/api/admin/webhook-events",
@@ -65,16 +62,20 @@ def get_webhook_event(session: SessionDep, event_id: str) -> WebhookEventDetail:
 
 @router.post("/{event_id}/replay", status_code=202, response_model=ReplayAccepted)
 def replay_webhook_event(
-    session: SessionDep, settings: SettingsDep, publisher: PublisherDep, event_id: str
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    publisher: PublisherDep,
+    event_id: str,
 ) -> ReplayAccepted:
     """Process a stored event again; its handler's effects are idempotent."""
-    row = mark_for_replay(session, stripe_event_id=event_id, live=not settings.stripe_test_mode)
+    row = replay_event(
+        session,
+        publisher=publisher,
+        live=not settings.stripe_test_mode,
+        event_id=event_id,
+        actor=api_token_actor(request),
+    )
     if row is None:
         raise HTTPException(404, f"No stored event {event_id}.")
-    session.commit()
-    if row.status == EventStatus.QUEUED:
-        try:
-            publisher.send_task(event_task_name(row.type), args=[row.id])
-        except Exception as exc:  # the row is `queued`; the sweep publishes it later
-            log.warning("replay of %s left for the sweep: %s", event_id, exc)
     return ReplayAccepted(event_id=event_id, status=EventStatus(row.status))

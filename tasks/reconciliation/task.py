@@ -9,12 +9,13 @@ import stripe
 from core.settings import Settings, get_settings
 from core.stripe_client import make_stripe_client, stripe_unavailable_reason
 from core.stripe_rate_limit import rate_limited_http_client
-from core.task_names import RECONCILE_SUBSCRIPTIONS
+from core.task_names import RECONCILE_DRY_RUN, RECONCILE_SUBSCRIPTIONS
 from db.models import RunStatus
 from db.reconciliation import finish_run
+from db.reconciliation_report import Report
 from db.session import transaction
 from tasks.celery_app import app
-from tasks.reconciliation.run import execute_run, start_run
+from tasks.reconciliation.run import dry_run, execute_run, start_run
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +62,28 @@ def reconcile_subscriptions(run_id: int | None = None) -> int | None:
         return run_id
     execute_run(run_id=run_id, client=client)
     return run_id
+
+
+# A dry run writes nothing to the database, so its report travels back as the task's result
+# (kept a day in the result backend), which the console reads by the task's id.
+DRY_RUN_RESULT_SECONDS = 24 * 3600
+
+
+@app.task(
+    name=RECONCILE_DRY_RUN,
+    ignore_result=False,
+    result_expires=DRY_RUN_RESULT_SECONDS,
+    time_limit=TIME_LIMIT_SECONDS,
+    soft_time_limit=TIME_LIMIT_SECONDS - 60,
+)
+def reconcile_dry_run() -> dict[str, object]:
+    """Compare every Stripe subscription with the local copy, change nothing; the report."""
+    settings = get_settings()
+    client = reconciliation_client(settings)
+    if client is None:
+        report = Report(
+            run_id=None, status="failed", error=stripe_unavailable_reason(settings), dry_run=True
+        )
+    else:
+        report = dry_run(client=client)
+    return report.model_dump(mode="json")
