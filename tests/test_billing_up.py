@@ -239,6 +239,23 @@ def test_up_on_a_bare_machine_processes_a_triggered_event(platform: Up) -> None:
     assert "worker -Q emails,maintenance" in names, names
 
 
+def test_up_prints_the_console_and_a_development_admin_link(platform: Up) -> None:
+    import re
+
+    import httpx
+
+    log = platform.log()
+    api = f"http://127.0.0.1:{platform.port}"
+    assert f"console    {api}/console/" in log
+    link = re.search(r"console admin admin@example\.com: set its password once at (\S+)", log)
+    assert link, log[-3000:]
+    assert link.group(1).startswith(f"{api}/console/set-password?token=")
+    form = httpx.get(link.group(1), timeout=10)
+    assert form.status_code == 200
+    assert "admin@example.com" in form.text
+    assert httpx.get(f"{api}/console/", timeout=10).status_code == 303  # to the login page
+
+
 def test_the_embedded_postgres_lets_no_one_in_without_its_password(platform: Up) -> None:
     port = server_port(platform.directory, "postgres")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 from typing import TYPE_CHECKING
@@ -28,7 +29,7 @@ from cli.up.plan import Plan, plan_run
 from cli.up.ports import HOST
 from cli.up.readiness import alive_until_stopped, stop_explains_failures, wait_for_api
 from cli.up.state import VAR_DIR, only_run_here, remove_run_state, write_run_state
-from cli.up.summary import print_summary
+from cli.up.summary import DEVELOPMENT_ADMIN, print_summary
 from cli.up.supervisor import Output, Supervisor
 from core.settings import ConfigurationError, Settings, load_settings
 
@@ -73,6 +74,9 @@ def _run(settings: Settings, plan: Plan, output: Output) -> int:
         _start_embedded_servers(supervisor, plan, env, stop)
         env.update(platform_env(plan, sink_url=sink_url))
         _migrate(supervisor, env, stop)
+        console_link = (
+            _development_admin(env, api_url) if settings.app_env == "development" else None
+        )
         _start_platform(supervisor, plan, env)
         wait_for_api(f"{api_url}/healthz", supervisor, stop)
         _go_on(stop)
@@ -82,7 +86,7 @@ def _run(settings: Settings, plan: Plan, output: Output) -> int:
             webhook_secret=plan.webhook_secret,
             settings=plan.development_defaults,
         )
-        print_summary(output, plan, settings, sink_url=sink_url)
+        print_summary(output, plan, settings, sink_url=sink_url, console_link=console_link)
         code = _watch(supervisor, stop)
     except StoppedDuringStartup:
         output.say("stopped before the platform was ready")
@@ -192,6 +196,21 @@ def _migrate(supervisor: Supervisor, env: dict[str, str], stop: threading.Event)
         _go_on(stop)
         raise UpError("the migrations failed: see the migrate lines above.")
     _go_on(stop)
+
+
+def _development_admin(env: dict[str, str], api_url: str) -> str:
+    """The development console admin, and a fresh one-time link to set its password."""
+    result = subprocess.run(
+        [*BILLING, "admin", "create", DEVELOPMENT_ADMIN, "--url", api_url, "--link-only"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise UpError(f"the development admin could not be made: {result.stderr.strip()[-300:]}")
+    return result.stdout.strip()
 
 
 def _start_platform(supervisor: Supervisor, plan: Plan, env: dict[str, str]) -> None:

@@ -11,10 +11,23 @@ from cli.up.ports import HOST
 from cli.up.supervisor import Output
 from core.settings import Settings
 
+# The console admin `billing up` makes in development: a documented placeholder address, not
+# a person's, so it is printed whole.
+DEVELOPMENT_ADMIN = "admin@example.com"
 
-def print_summary(output: Output, plan: Plan, settings: Settings, *, sink_url: str | None) -> None:
+
+def print_summary(
+    output: Output,
+    plan: Plan,
+    settings: Settings,
+    *,
+    sink_url: str | None,
+    console_link: str | None = None,
+) -> None:
     for line in (*_addresses(plan, sink_url), *_development_notes(plan, settings)):
         output.say(line)
+    if console_link:
+        output.say(f"  console admin {DEVELOPMENT_ADMIN}: set its password once at {console_link}")
     output.say("try: billing trigger checkout.session.completed   (Ctrl-C stops everything)")
 
 
@@ -35,6 +48,7 @@ def _addresses(plan: Plan, sink_url: str | None) -> list[str]:
     return [
         "ready:",
         f"  API        {api}   (docs {api}/docs, metrics {api}/metrics)",
+        f"  console    {api}/console/",
         f"  webhook    {api}/api/stripe/webhook",
         f"  Flower     http://{HOST}:{plan.ports.flower}",
         f"  mail       {mail}",
