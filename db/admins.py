@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -91,6 +91,6 @@ def close_session(session: Session, *, token: str) -> None:
     session.flush()
 
 
-def delete_expired_sessions(session: Session, *, now: datetime) -> int:
-    result = session.execute(delete(AdminSession).where(AdminSession.expires_at <= now))
-    return result.rowcount or 0
+def delete_expired_sessions(session: Session) -> None:
+    """Forget sessions past their expiry (called at each sign-in: the table stays small)."""
+    session.execute(delete(AdminSession).where(AdminSession.expires_at <= func.now()))

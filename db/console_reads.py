@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Float, and_, cast, func, or_, select
@@ -316,10 +316,6 @@ def recent_runs(session: Session, *, limit: int = 50) -> list[ReconciliationRun]
             select(ReconciliationRun).order_by(ReconciliationRun.id.desc()).limit(limit)
         )
     )
-
-
-def minutes_ago(now: datetime, minutes: int) -> datetime:
-    return now - timedelta(minutes=minutes)
 
 
 def actions_on(session: Session, *, target: str, limit: int = 50) -> list[AdminAction]:

@@ -52,15 +52,16 @@ def install(app: FastAPI) -> None:
 
 async def _to_login(request: Request, exc: Exception) -> Response:
     """A stranger goes to the login page, and comes back where they were after it."""
+    if request.headers.get("HX-Request"):
+        # A fragment htmx polls for: a redirect would be followed inside the XHR and the
+        # login page swapped into the fragment; htmx sends the whole page there instead.
+        return Response(status_code=401, headers={"HX-Redirect": f"{PREFIX}/login"})
     target = request.url.path
     if request.url.query:
         target += f"?{request.url.query}"
-    if request.method != "GET" or request.headers.get("HX-Request"):
-        target = "/console/"
-    response = RedirectResponse(f"{PREFIX}/login?next={_quote(target)}", status_code=303)
-    if request.headers.get("HX-Request"):
-        response.headers["HX-Redirect"] = f"{PREFIX}/login"
-    return response
+    if request.method != "GET":
+        target = f"{PREFIX}/"
+    return RedirectResponse(f"{PREFIX}/login?next={_quote(target)}", status_code=303)
 
 
 def _quote(path: str) -> str:

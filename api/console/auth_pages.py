@@ -122,6 +122,7 @@ def login(
     limiter.succeeded(email, address)
     if admin.password_hash and needs_rehash(admin.password_hash):
         admin.password_hash = hash_password(password)
+    admins.delete_expired_sessions(db)
     token, _ = admins.open_session(db, admin=admin)
     record_action(
         db,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_client
+from tests.support.stripe_events import Ids, dispute_event, known_customer, process_ok, stripe_event
+from tests.support.stripe_fake import StripeFake
 
 PASSWORD = "correct horse battery staple"
 
@@ -74,3 +77,14 @@ def console(admin_login: AdminLogin) -> Iterator[TestClient]:
     with https_client() as client:
         sign_in(client, admin_login)
         yield client
+
+
+def open_dispute(fake: StripeFake) -> Ids:
+    """A paid invoice, then a chargeback of it due in three days, known to the fake too."""
+    ids = known_customer(Ids())
+    process_ok(stripe_event("invoice.paid", ids, api_version="2022-11-15"))
+    due_in_three_days = int(time.time()) + 3 * 86_400 + 3_600
+    event = dispute_event("charge.dispute.created", ids, due_by=due_in_three_days)
+    process_ok(event)
+    fake.disputes[ids.dispute] = event["data"]["object"]
+    return ids

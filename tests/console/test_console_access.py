@@ -31,6 +31,9 @@ def test_a_stranger_is_sent_to_the_login_page(client):
         answer = client.get(path, follow_redirects=False)
         assert answer.status_code == 303
         assert answer.headers["location"].startswith("/console/login?next=/console/")
+    # A fragment htmx polls for sends the whole page to the login page instead.
+    polled = client.get("/console/overview/panels", headers={"HX-Request": "true"})
+    assert (polled.status_code, polled.headers["HX-Redirect"]) == (401, "/console/login")
 
 
 def test_admin_create_prints_a_one_time_link_that_sets_the_password():

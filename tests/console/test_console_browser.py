@@ -5,7 +5,6 @@ the CSRF token refused, a stranger sent to the login page, and a screenshot of e
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,19 +14,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.console.conftest import AdminLogin, create_admin
+from tests.console.conftest import AdminLogin, create_admin, open_dispute
 from tests.support.browser import headless_chromium, png_distinct_bytes
 from tests.support.events import make_event, store_directly
 from tests.support.processes import ApiProcess
-from tests.support.stripe_events import (
-    Ids,
-    dispute_event,
-    dispute_row,
-    known_customer,
-    process_ok,
-    stripe_event,
-    using_stripe,
-)
+from tests.support.stripe_events import dispute_row, using_stripe
 from tests.support.stripe_fake import TEST_KEY, StripeFake
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -76,16 +67,6 @@ def sign_in(console: Console) -> None:
     b.find_element(By.ID, "email").send_keys(console.login.email)
     b.find_element(By.ID, "password").send_keys(console.login.password)
     b.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-
-
-def open_dispute(fake: StripeFake) -> Ids:
-    ids = known_customer(Ids())
-    process_ok(stripe_event("invoice.paid", ids, api_version="2022-11-15"))
-    due_in_three_days = int(time.time()) + 3 * 86_400 + 3_600
-    event = dispute_event("charge.dispute.created", ids, due_by=due_in_three_days)
-    process_ok(event)
-    fake.disputes[ids.dispute] = event["data"]["object"]
-    return ids
 
 
 def test_a_stranger_signs_in_and_replays_a_failed_event(console_browser):
