@@ -21,9 +21,10 @@ from billing.context import BillingContext
 from billing.events import StripeEvent
 from billing.notices import notify_customer
 from core.metrics import CHECKOUT_SESSIONS_EXPIRED
-from core.stripe_objects import StripeDict, checkout_promotions_consent, timestamp
+from core.stripe_objects import StripeDict, checkout_promotions_consent, object_id, timestamp
 from db.checkout_expirations import record_expiration
 from db.models import Account
+from db.subscriptions import find_subscription
 
 log = logging.getLogger("billing.checkout_failures")
 
@@ -46,7 +47,7 @@ def checkout_async_payment_failed(
         context={
             "amount": int(checkout.get("amount_total") or 0),
             "currency": checkout.get("currency") or "usd",
-            "purchase": purchase_description(ctx, checkout),
+            "purchase": purchase_description(session, ctx, checkout),
             "plan_name": None,
             "invoice_number": None,
             "failure_reason": "your bank did not complete the payment",
@@ -91,7 +92,7 @@ def checkout_expired(session: Session, ctx: BillingContext, event: StripeEvent) 
         key=f"checkout-recovery:{checkout['id']}",
         template="checkout_recovery",
         context={
-            "purchase": purchase_description(ctx, checkout),
+            "purchase": purchase_description(session, ctx, checkout),
             "amount": int(checkout.get("amount_total") or 0),
             "currency": checkout.get("currency") or "usd",
             "resume_url": recovery.get("url") or ctx.settings.app_billing_url,
@@ -99,11 +100,18 @@ def checkout_expired(session: Session, ctx: BillingContext, event: StripeEvent) 
     )
 
 
-def purchase_description(ctx: BillingContext, checkout: StripeDict) -> str:
-    """What the session was for, as the customer knows it: `the Pro plan`, `500 credits`."""
+def purchase_description(session: Session, ctx: BillingContext, checkout: StripeDict) -> str:
+    """What the session was for, as the customer knows it: `the Pro plan`, `500 credits`.
+    The platform's sessions name their plan or pack in `metadata`; a subscription session
+    opened elsewhere is named by the subscription it made, when that is known."""
     metadata = checkout.get("metadata") or {}
     if checkout.get("mode") == "subscription":
         plan = ctx.catalogue.plan(metadata.get("plan") or "")
+        if plan is None:
+            made = find_subscription(
+                session, subscription_id=object_id(checkout.get("subscription")) or ""
+            )
+            plan = ctx.catalogue.plan((made.plan if made else None) or "")
         return f"the {plan.name} plan" if plan else "a subscription"
     pack = ctx.catalogue.pack(metadata.get("pack"))
     return pack.name if pack else "your purchase"

@@ -246,6 +246,18 @@ def using_stripe(client: stripe.StripeClient | None) -> Iterator[BillingContext]
         _stripe[0] = previous
 
 
+def with_settings(**overrides: Any) -> BillingContext:
+    """The tests' context with some settings changed (RENEWAL_NOTICE_MONTHLY, say)."""
+    ctx = billing_context()
+    return dataclasses.replace(ctx, settings=ctx.settings.model_copy(update=overrides))
+
+
+def redelivered(event: dict[str, Any], suffix: str = "_again") -> dict[str, Any]:
+    """The same event under another id: what a duplicate Stripe sends looks like to the
+    handler once the event id's unique key has been passed (a replay, a second endpoint)."""
+    return {**event, "id": event["id"] + suffix}
+
+
 def process(event: dict[str, Any], ctx: BillingContext | None = None) -> str:
     """Store the event and apply it here, through the task's claim and transaction but without
     Celery or retries (a failure marks the row failed at once); the row's final status."""
@@ -262,8 +274,8 @@ def process(event: dict[str, Any], ctx: BillingContext | None = None) -> str:
     return row.status
 
 
-def process_ok(event: dict[str, Any]) -> None:
-    status = process(event)
+def process_ok(event: dict[str, Any], ctx: BillingContext | None = None) -> None:
+    status = process(event, ctx)
     row = stored(event["id"])
     assert status == "processed", (status, row.last_error if row else None)
 
