@@ -77,3 +77,16 @@ def test_a_recovery_email_needs_the_setting_and_the_consent(api_version):
     event["data"]["object"]["consent"] = None
     process_ok(event, recovery_on)
     assert emails(f"checkout-recovery:{silent.checkout_session}") == []
+
+
+def test_the_admin_view_counts_expired_checkouts_and_shows_a_deletion(client, admin_headers):
+    ids = known_customer(Ids())
+    process_ok(stripe_event("checkout.session.expired", ids))
+    process_ok(stripe_event("customer.deleted", ids))
+
+    answer = client.get(f"/api/admin/customers/{ids.customer}", headers=admin_headers)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["expired_checkouts"] == 1
+    assert body["deleted_at"] is not None
+    assert body["user_id"] is None
