@@ -78,3 +78,13 @@ def test_a_single_payment_of_the_whole_invoice_grants_like_invoice_paid():
 
     (entry,) = ledger(ids.customer)
     assert entry == ("plan_credits", ids.invoice, CREDITS["pro"])
+
+
+def test_a_part_of_an_invoice_never_seen_fetches_it_from_stripe(stripe_fake):
+    ids = known_customer(Ids())
+    invoice = stripe_event("invoice.finalized", ids)["data"]["object"]
+    stripe_fake.invoices[ids.invoice] = invoice
+    process_ok(stripe_event("invoice_payment.paid", ids, created=NOW))
+
+    assert ("GET", f"/v1/invoices/{ids.invoice}") in [(m, p) for m, p, _ in stripe_fake.requests]
+    assert ledger(ids.customer) == [("plan_credits", ids.invoice, CREDITS["pro"])]
