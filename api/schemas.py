@@ -248,6 +248,10 @@ class CustomerOut(BaseModel):
     credits_balance: int
     ledger: list[CustomerLedgerEntryOut]
     disputes: list[DisputeSummaryOut]
+    # When Stripe said the customer was deleted (`customer.deleted`); the rest is kept.
+    deleted_at: datetime | None = None
+    # Checkout Sessions of this customer that expired unpaid (`checkout.session.expired`).
+    expired_checkouts: int = 0
 
 
 class WebhookEventOut(RowOut):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from billing.context import BillingContext
 from billing.events import StripeEvent
 from core.stripe_objects import StripeDict, customer_email, metadata_user_id
-from db.accounts import ensure_account, fill_missing_contact, update_contact
+from db.accounts import ensure_account, fill_missing_contact, mark_deleted, update_contact
 from db.models import Account
 
 
@@ -51,3 +51,10 @@ def customer_changed(session: Session, ctx: BillingContext, event: StripeEvent) 
     adopt_customer(
         session, ctx, customer_id=event.customer_id or "", source=event.object, as_of=event.time
     )
+
+
+def customer_deleted(session: Session, ctx: BillingContext, event: StripeEvent) -> None:
+    """`customer.deleted`: the account is marked deleted and its user unlinked (the user may
+    come back as a new customer); its ledger, invoices and history are kept for the audit."""
+    account, _ = ensure_account(session, customer_id=event.customer_id or "")
+    mark_deleted(session, account, as_of=event.time)

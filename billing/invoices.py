@@ -19,6 +19,7 @@ from billing.events import NotYetKnown, StripeEvent
 from billing.notices import notify_customer
 from billing.plans import plan_for_price
 from billing.settlement import bring_ledger_to
+from billing.subscription_notices import period_credits_withheld
 from billing.subscriptions import apply_stripe_subscription, fetch_subscription, mark_past_due
 from billing.upgrades import settle_upgrades
 from core.plans import Plan
@@ -63,7 +64,11 @@ def invoice_paid(session: Session, ctx: BillingContext, event: StripeEvent) -> N
     )
     granted = 0
     intent, charge = invoice_payment_ids(invoice)
-    if subscription_id and plan and invoice_grants_credits(invoice):
+    # A paused subscription has no plan, and a period begun while paused buys no credits.
+    withheld = period_credits_withheld(
+        session, subscription_id=subscription_id, period_start=stored.period_start
+    )
+    if subscription_id and plan and invoice_grants_credits(invoice) and not withheld:
         granted = grant_period_credits(
             session,
             account=account,
@@ -207,10 +212,12 @@ def invoice_payment_failed(session: Session, ctx: BillingContext, event: StripeE
             "amount": stored.amount_due,
             "currency": stored.currency,
             "plan_name": plan.name if plan else "current",
+            "purchase": None,
             "invoice_number": stored.number or stored.stripe_invoice_id,
             "failure_reason": None,
             "next_attempt": invoice.get("next_payment_attempt"),
             "invoice_url": stored.hosted_invoice_url or "",
+            "retry_url": ctx.settings.app_billing_url,
         },
     )
     if not stored.hosted_invoice_url:

@@ -103,6 +103,17 @@ EVENTS_PROCESSED = Counter(
     "Attempts of stripe.<type> tasks, by event type and outcome.",
     ["type", "outcome"],
 )
+EVENTS_UNPROVEN_API_VERSION = Counter(
+    "billing_events_unproven_api_version",
+    "Events processed whose API version is outside the range the fixtures prove (older than "
+    "the oldest, newer than the newest, or unreadable), by event type and standing.",
+    ["type", "standing"],
+)
+CHECKOUT_SESSIONS_EXPIRED = Counter(
+    "billing_checkout_sessions_expired",
+    "Checkout Sessions that expired unpaid (abandoned checkouts), by mode, counted once each.",
+    ["mode"],
+)
 EMAILS = Counter(
     "billing_emails",
     "Attempts to deliver an email_log row, by template and outcome.",

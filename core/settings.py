@@ -15,12 +15,15 @@ from typing import Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.stripe_versions import NEWEST_PROVEN as NEWEST_PROVEN_API_VERSION
+
 PAID_PLANS = ("starter", "pro", "team")
 # Each paid plan's price id is in STRIPE_PRICE_<PLAN>_TEST or _LIVE (see `Settings.price_variable`).
 PRICE_VARIABLE_PREFIX = "STRIPE_PRICE_"
 # HS256 signs with a 256-bit HMAC; a shorter secret is guessable offline from any token.
 MIN_JWT_SECRET_LENGTH = 32
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
 
 class ConfigurationError(Exception):
@@ -119,6 +122,17 @@ class Settings(BaseSettings):
         description=(
             "Another Stripe API address, such as a local fake in tests; empty: Stripe's own. "
             "Leave it unset in production."
+        ),
+        json_schema_extra={"section": "Stripe"},
+    )
+    stripe_api_version: str = Field(
+        default=NEWEST_PROVEN_API_VERSION,
+        description=(
+            "The API version the Stripe client pins on every call (`Stripe-Version`), so "
+            "objects fetched from Stripe have the shape the tests prove. Default: the newest "
+            "version the test fixtures cover. Webhooks arrive in the endpoint's own version; "
+            "one outside the proven range still processes and is counted by "
+            "`billing_events_unproven_api_version`."
         ),
         json_schema_extra={"section": "Stripe"},
     )
@@ -346,6 +360,24 @@ class Settings(BaseSettings):
         json_schema_extra={"section": "Reconciliation and disputes"},
     )
 
+    renewal_notice_monthly: bool = Field(
+        default=False,
+        description=(
+            "Send the `renewal_upcoming` notice (on `invoice.upcoming`) for monthly plans too. "
+            "Plans billed yearly or longer always get it, as auto-renewal laws ask."
+        ),
+        json_schema_extra={"section": "Email"},
+    )
+    checkout_recovery_emails: bool = Field(
+        default=False,
+        description=(
+            "Email a customer whose Checkout Session expired unpaid, inviting them back, when "
+            "the session collected their consent to promotional email "
+            "(`consent.promotions = opt_in`). Off: expired sessions are only stored and counted."
+        ),
+        json_schema_extra={"section": "Email"},
+    )
+
     sweep_interval_seconds: int = Field(
         default=60,
         gt=0,
@@ -378,6 +410,15 @@ class Settings(BaseSettings):
     def _time_of_day_is_hh_mm(cls, value: str, info: ValidationInfo) -> str:
         if not _HH_MM.match(value):
             raise ValueError(f"{str(info.field_name).upper()} must be HH:MM in UTC, such as 03:00.")
+        return value
+
+    @field_validator("stripe_api_version")
+    @classmethod
+    def _api_version_is_dated(cls, value: str) -> str:
+        if not _API_VERSION.match(value):
+            raise ValueError(
+                "STRIPE_API_VERSION must be a Stripe API version such as 2026-10-28.endive."
+            )
         return value
 
     @field_validator("smtp_url")

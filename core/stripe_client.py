@@ -37,6 +37,9 @@ def make_stripe_client(
     base = settings.stripe_api_base.rstrip("/")
     return stripe.StripeClient(
         settings.stripe_secret_key,
+        # Objects we fetch then have the shape the fixtures prove, whatever the account's
+        # default version or the library's own pin.
+        stripe_version=settings.stripe_api_version,
         base_addresses={"api": base} if base else None,
         max_network_retries=NETWORK_RETRIES,
         http_client=http_client or stripe.RequestsClient(timeout=TIMEOUT_SECONDS),

@@ -241,6 +241,54 @@ def invoice_period(invoice: StripeDict) -> tuple[datetime | None, datetime | Non
     return timestamp(invoice.get("period_start")), timestamp(invoice.get("period_end"))
 
 
+def invoice_billing_months(invoice: StripeDict) -> int | None:
+    """How many months one period of the invoice's subscription line covers: the line's
+    `price.recurring` or legacy `plan` interval where the version has it, else (since
+    2025-03-31.basil, whose lines name only the price id) the length of the line's period."""
+    lines = sorted(invoice_lines(invoice), key=lambda li: not _line_is_subscription(li))
+    for line in lines:
+        if _line_is_proration(line):
+            continue
+        price = line.get("price") if isinstance(line.get("price"), dict) else None
+        recurring = (price or {}).get("recurring") or line.get("plan") or {}
+        if isinstance(recurring, dict) and recurring.get("interval"):
+            months = _INTERVAL_MONTHS.get(recurring["interval"])
+            if months is not None:
+                return months * int(recurring.get("interval_count") or 1)
+        period = line.get("period") or {}
+        if period.get("start") and period.get("end"):
+            days = (int(period["end"]) - int(period["start"])) / 86_400
+            return max(0, round(days / 30.4375))
+    return None
+
+
+# A year in months, and the shorter intervals as the fraction they are of a month (0).
+_INTERVAL_MONTHS = {"year": 12, "month": 1, "week": 0, "day": 0}
+
+
+# --- Invoice payments (2025-03-31.basil on: an invoice paid in several parts) ------------------
+
+
+def invoice_payment_payment_ids(payment: StripeDict) -> tuple[str | None, str | None]:
+    """(payment intent, charge) of one `invoice_payment`: `payment.payment_intent` or
+    `payment.charge`, as its `payment.type` says."""
+    details = payment.get("payment") or {}
+    return object_id(details.get("payment_intent")), object_id(details.get("charge"))
+
+
+def invoice_payment_paid_at(payment: StripeDict) -> datetime | None:
+    return timestamp(_dig(payment, "status_transitions", "paid_at") or payment.get("created"))
+
+
+# --- Checkout sessions ----------------------------------------------------------------------
+
+
+def checkout_promotions_consent(checkout: StripeDict) -> bool:
+    """Whether the customer agreed to promotional email in this session (`consent_collection`
+    asked, and `consent.promotions` answered `opt_in`)."""
+    return _dig(checkout, "consent", "promotions") == "opt_in"
+
+
 # --- Customers and emails ---------------------------------------------------------------------
 
 

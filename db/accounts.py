@@ -39,6 +39,8 @@ def update_contact(
     """What a customer object says (`as_of`: its event's `created`; None: fetched now). An
     older customer object than the one applied changes nothing, so a late `customer.updated`
     never brings an old address back."""
+    if account.deleted_at is not None:
+        return  # deleted in Stripe: nothing links its user again
     if as_of is None:
         as_of = datetime.now(UTC).replace(microsecond=0)
     elif account.contact_as_of is not None and as_of < account.contact_as_of:
@@ -56,8 +58,18 @@ def fill_missing_contact(
 ) -> None:
     """What another object says of its customer (an invoice's `customer_email`, a Checkout's
     `client_reference_id`): a snapshot, used only where the account knows nothing yet."""
+    if account.deleted_at is not None:
+        return  # a late event of a deleted customer must not link its user again
     account.email = account.email or email
     account.user_id = account.user_id or user_id
+    session.flush()
+
+
+def mark_deleted(session: Session, account: Account, *, as_of: datetime) -> None:
+    """The customer was deleted in Stripe: unlink the user, keep everything else."""
+    if account.deleted_at is None:
+        account.deleted_at = as_of
+    account.user_id = None
     session.flush()
 
 

@@ -136,6 +136,8 @@ class Account(Base):
     contact_as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The plan the account's live subscription pays for; `free` without one.
     plan: Mapped[str] = mapped_column(Text, server_default="free")
+    # Set by `customer.deleted`: the ledger and history stay, the user is unlinked.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -227,6 +229,43 @@ class Invoice(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class InvoicePayment(Base):
+    """One part of an invoice paid in several payments (`invoice_payment.paid`): the parts'
+    sum tells when the invoice is paid in full."""
+
+    __tablename__ = "invoice_payments"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    stripe_invoice_payment_id: Mapped[str] = mapped_column(Text, unique=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(Text, index=True)
+    # None while the invoice is not known yet (the part waits for it).
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    amount_paid: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(Text)
+    payment_intent_id: Mapped[str | None] = mapped_column(Text)
+    charge_id: Mapped[str | None] = mapped_column(Text)
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CheckoutExpiration(Base):
+    """A Checkout Session that expired unpaid, once per session: abandoned checkouts counted,
+    and whether the customer agreed to promotional email (the recovery email's condition)."""
+
+    __tablename__ = "checkout_expirations"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    stripe_checkout_session_id: Mapped[str] = mapped_column(Text, unique=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    mode: Mapped[str | None] = mapped_column(Text)
+    item: Mapped[str | None] = mapped_column(Text)  # the plan or the credit pack it was for
+    amount_total: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(Text)
+    promotions_consent: Mapped[bool] = mapped_column(server_default=text("false"))
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class CreditKind(enum.StrEnum):

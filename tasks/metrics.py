@@ -33,6 +33,7 @@ from core.metrics import (
     EVENT_END_TO_END_SECONDS,
     EVENT_PROCESSING_SECONDS,
     EVENTS_PROCESSED,
+    EVENTS_UNPROVEN_API_VERSION,
     MULTIPROC_DIR_VARIABLE,
     OTHER,
     EmailOutcome,
@@ -42,6 +43,7 @@ from core.metrics import (
     multiprocess_dir,
 )
 from core.settings import get_settings
+from core.stripe_versions import unproven_standing
 from tasks.events.registry import HANDLERS, task_name
 
 log = logging.getLogger(__name__)
@@ -150,3 +152,26 @@ def observe_end_to_end(session: Session, *, event_type: str, received_at: dateti
         EVENT_END_TO_END_SECONDS.labels(label).observe(max(0.0, elapsed))
 
     event.listen(session, "after_commit", observe, once=True)
+
+
+def count_unproven_api_version(
+    session: Session, *, event_type: str, api_version: str | None
+) -> None:
+    """Count (once `session` commits) and log an event whose API version the fixtures do not
+    prove: it is processed all the same, but its shape is one no test has read."""
+    standing = unproven_standing(api_version)
+    if standing is None:
+        return
+    label = event_type if event_type in HANDLERS else OTHER
+    where = {"older": "older than", "newer": "newer than"}.get(standing, "not comparable with")
+    log.warning(
+        "%s event in API version %r, %s the versions the fixtures prove",
+        event_type,
+        api_version,
+        where,
+    )
+
+    def count(_: Session) -> None:
+        EVENTS_UNPROVEN_API_VERSION.labels(label, standing.value).inc()
+
+    event.listen(session, "after_commit", count, once=True)

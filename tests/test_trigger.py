@@ -113,6 +113,7 @@ class Effect:
     customer_mail: str | None = None  # the start of the subject
     admin_mail: bool = False  # about the dispute
     email: Callable[[str], str] = email_of
+    user_linked: bool = True  # a deleted customer's user is unlinked
 
 
 STARTER, PRO, PACK = 1000, 5000, 500  # the shipped catalogue: monthly credits, small pack
@@ -154,6 +155,30 @@ EFFECTS: dict[str, Effect] = {
         customer_mail="Your payment of $19.00 did not go through",
     ),
     "charge.refunded": Effect(ledger=[("pack_credits", PACK), ("refund", -PACK)]),
+    "customer.deleted": Effect(user_linked=False),
+    "checkout.session.async_payment_failed": Effect(
+        customer_mail="Your payment of $9.00 did not go through"
+    ),
+    "checkout.session.expired": Effect(),  # stored and counted; no email by default
+    "customer.subscription.trial_will_end": Effect(
+        plan="starter", subscription="trialing", customer_mail="Your Starter trial ends on"
+    ),
+    "customer.subscription.paused": Effect(
+        subscription="paused", customer_mail="Your Starter subscription is paused"
+    ),
+    "customer.subscription.resumed": Effect(
+        plan="starter",
+        subscription="active",
+        customer_mail="Your Starter subscription is active again",
+    ),
+    "invoice.finalized": Effect(plan="starter", subscription="active"),
+    "invoice.payment_action_required": Effect(
+        plan="starter", subscription="active", customer_mail="Confirm your payment of $19.00"
+    ),
+    "invoice.upcoming": Effect(plan="starter", subscription="active"),  # monthly: no notice
+    "invoice_payment.paid": Effect(
+        plan="starter", subscription="active", ledger=[("plan_credits", STARTER)]
+    ),
     "charge.dispute.created": Effect(
         ledger=[("pack_credits", PACK), ("dispute_hold", -PACK)],
         dispute="needs_response",
@@ -191,7 +216,7 @@ def test_each_type_is_processed_with_its_effect(api_server, worker, smtp_server,
     expected = EFFECTS[event_type]
     view = customer_view(admin, customer)
     assert view["email"] == expected.email(customer)
-    assert view["user_id"] is not None
+    assert (view["user_id"] is not None) == expected.user_linked
     assert view["plan"] == expected.plan
     assert [(e["kind"], e["amount"]) for e in view["ledger"]] == expected.ledger
     assert view["credits_balance"] == sum(amount for _, amount in expected.ledger)

@@ -14,6 +14,7 @@ from api.schemas import (
 )
 from db import ledger
 from db.accounts import find_account
+from db.checkout_expirations import expired_checkouts
 from db.disputes import list_disputes
 from db.subscriptions import latest_subscription
 
@@ -47,4 +48,6 @@ def get_customer(session: SessionDep, customer_id: str) -> CustomerOut:
         credits_balance=sum(e.amount for e in entries),
         ledger=[CustomerLedgerEntryOut.model_validate(e) for e in entries],
         disputes=[DisputeSummaryOut.model_validate(d) for d in disputes],
+        deleted_at=account.deleted_at,
+        expired_checkouts=expired_checkouts(session, account_id=account.id),
     )

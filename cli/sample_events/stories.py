@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from cli.sample_events import lifecycle
 from cli.sample_events.charges import charge
 from cli.sample_events.checkout import pack_checkout, subscription_checkout
 from cli.sample_events.customers import customer
@@ -210,18 +211,33 @@ def _dispute_story(event_type: str) -> Callable[[Story], list[Step]]:
     return build
 
 
+def checkout_async_payment_failed(story: Story) -> list[Step]:
+    pack = _pack(story, "checkout.session.async_payment_failed")
+    return lifecycle.checkout_async_payment_failed(story, pack)
+
+
 # Every event type `billing trigger` can send; a test keeps it equal to the handled types.
 BUILDERS: dict[str, Callable[[Story], list[Step]]] = {
     "customer.created": customer_created,
     "customer.updated": customer_updated,
+    "customer.deleted": lifecycle.customer_deleted,
     "checkout.session.completed": checkout_completed,
     "checkout.session.async_payment_succeeded": checkout_async_payment_succeeded,
+    "checkout.session.async_payment_failed": checkout_async_payment_failed,
+    "checkout.session.expired": lifecycle.checkout_expired,
     "customer.subscription.created": subscription_created,
     "customer.subscription.updated": subscription_updated,
     "customer.subscription.deleted": subscription_deleted,
+    "customer.subscription.trial_will_end": lifecycle.trial_will_end,
+    "customer.subscription.paused": lifecycle.subscription_paused,
+    "customer.subscription.resumed": lifecycle.subscription_resumed,
     "invoice.paid": _invoice_paid("invoice.paid"),
     "invoice.payment_succeeded": _invoice_paid("invoice.payment_succeeded"),
     "invoice.payment_failed": invoice_payment_failed,
+    "invoice.finalized": lifecycle.invoice_finalized,
+    "invoice.payment_action_required": lifecycle.invoice_payment_action_required,
+    "invoice.upcoming": lifecycle.invoice_upcoming,
+    "invoice_payment.paid": lifecycle.invoice_payment_paid,
     "charge.refunded": charge_refunded,
     "charge.dispute.created": _dispute_story("charge.dispute.created"),
     "charge.dispute.updated": _dispute_story("charge.dispute.updated"),

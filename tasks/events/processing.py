@@ -22,7 +22,7 @@ from billing.registry import HANDLERS
 from db.locks import lock_customer
 from db.models import PENDING_STATUSES, EventStatus, WebhookEvent
 from db.session import transaction
-from tasks.metrics import observe_end_to_end
+from tasks.metrics import count_unproven_api_version, observe_end_to_end
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,9 @@ def apply(*, row_id: int, attempt: int, ctx: BillingContext) -> Outcome:
             if event.customer_id:
                 lock_customer(session, event.customer_id)
             handler(session, ctx, event)
+            count_unproven_api_version(
+                session, event_type=event.type, api_version=event.api_version
+            )
             log.info("handled %s %s object=%s", event.type, event.id, event.object.get("id"))
         row.status = EventStatus.PROCESSED if handler else EventStatus.IGNORED
         row.processed_at = func.now()

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.stripe_events import API_VERSIONS, Ids, account, process_ok, stripe_event
+from db.invoices import find_invoice
+from db.session import new_session
+from tests.support.stripe_events import (
+    API_VERSIONS,
+    CREDITS,
+    Ids,
+    account,
+    ledger,
+    process_ok,
+    stripe_event,
+)
 
 
 @pytest.mark.parametrize("api_version", API_VERSIONS)
@@ -48,3 +58,33 @@ def test_an_invoice_snapshot_does_not_overwrite_the_customers_email():
     process_ok(invoice)
 
     assert account(ids.customer).email == ids.email
+
+
+@pytest.mark.parametrize("api_version", API_VERSIONS)
+def test_a_deleted_customer_is_marked_and_unlinked_with_its_ledger_kept(api_version):
+    ids = Ids()
+    process_ok(stripe_event("customer.created", ids, api_version=api_version))
+    process_ok(stripe_event("invoice.paid", ids, api_version=api_version))
+    deleted = stripe_event("customer.deleted", ids, api_version=api_version)
+    process_ok(deleted)
+    process_ok({**deleted, "id": deleted["id"] + "_again"})
+
+    gone = account(ids.customer)
+    assert gone.deleted_at is not None
+    assert gone.user_id is None
+    assert ledger(ids.customer) == [("plan_credits", ids.invoice, CREDITS["pro"])]
+    assert invoice_kept(ids)
+
+
+def test_a_late_event_of_a_deleted_customer_does_not_link_its_user_again():
+    ids = Ids()
+    process_ok(stripe_event("customer.deleted", ids, created=1_800_000_060))
+    process_ok(stripe_event("customer.updated", ids, created=1_800_000_000))
+    process_ok(stripe_event("checkout.session.completed", ids, created=1_800_000_010))
+
+    assert account(ids.customer).user_id is None
+
+
+def invoice_kept(ids: Ids) -> bool:
+    with new_session() as session:
+        return find_invoice(session, invoice_id=ids.invoice) is not None

@@ -76,7 +76,9 @@ EVENT_TYPES = st.one_of(
     st.sampled_from(sorted(HANDLERS)),
     st.from_regex(r"[a-z_]{1,12}(\.[a-z_]{1,12}){0,3}", fullmatch=True),
 )
-API_VERSIONS = st.sampled_from([None, "2017-08-15", "2022-11-15", "2025-09-30.clover", "x"])
+API_VERSIONS = st.sampled_from(
+    [None, "2017-08-15", "2022-11-15", "2025-09-30.clover", "2026-10-28.endive", "x"]
+)
 
 
 def _sign(body: bytes, secret: str, timestamp: int) -> str:

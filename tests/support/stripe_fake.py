@@ -108,6 +108,7 @@ class StripeFake:
         self.failing_from_page: int | None = None  # list pages from this one (1-based) 500
         self.customers: dict[str, dict[str, Any]] = {}
         self.checkout_sessions: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.headers: list[dict[str, str]] = []  # of each request, names in lower case
         self.fail_next: list[Canned] = []
@@ -227,6 +228,8 @@ class StripeFake:
                 subscription_id in self.subscriptions
             ):
                 return self._update_subscription(self.subscriptions[subscription_id], form)
+            case "GET", ["invoices", invoice_id] if invoice_id in self.invoices:
+                return 200, self.invoices[invoice_id]
             case "GET", ["charges", charge_id] if charge_id in self.charges:
                 return 200, self.charges[charge_id]
             case "GET", ["subscriptions", subscription_id] if subscription_id in self.subscriptions:

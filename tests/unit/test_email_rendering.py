@@ -21,6 +21,12 @@ TEMPLATES = [
     "dispute_opened",
     "dispute_closed",
     "dispute_evidence_due",
+    "trial_ending",
+    "renewal_upcoming",
+    "payment_action_required",
+    "subscription_paused",
+    "subscription_resumed",
+    "checkout_recovery",
 ]
 
 
@@ -45,7 +51,20 @@ def test_every_template_renders_a_subject_an_html_part_and_a_text_part(renderer,
     assert "{{" not in email.html + email.text
 
 
-@pytest.mark.parametrize("name", ["payment_succeeded", "payment_failed", "credits_low"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "payment_succeeded",
+        "payment_failed",
+        "credits_low",
+        "trial_ending",
+        "renewal_upcoming",
+        "payment_action_required",
+        "subscription_paused",
+        "subscription_resumed",
+        "checkout_recovery",
+    ],
+)
 def test_customer_emails_carry_the_support_address(renderer, name):
     email = renderer.render(name, SAMPLES[name])
     assert "help@acme.test" in email.html
@@ -118,3 +137,18 @@ def test_preview_writes_every_template_as_html_and_text(tmp_path):
     for name in TEMPLATES:
         assert (tmp_path / f"{name}.html").read_text().startswith("<!doctype html>")
         assert (tmp_path / f"{name}.txt").read_text().startswith("Subject: ")
+
+
+def test_a_failed_checkout_payment_says_what_it_was_for_and_links_no_invoice(renderer):
+    context = {
+        **SAMPLES["payment_failed"],
+        "purchase": "500 credits",
+        "plan_name": None,
+        "invoice_number": None,
+        "invoice_url": None,
+        "next_attempt": None,
+    }
+    email = renderer.render("payment_failed", context)
+    assert "for 500 credits" in email.text and "for 500 credits" in email.html
+    assert "Invoice" not in email.text
+    assert "https://app.example.com/billing" in email.text

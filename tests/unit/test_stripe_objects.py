@@ -48,6 +48,8 @@ def test_an_invoice_names_its_subscription_price_and_period_in_every_version(api
         ("2017-08-15", ("charge",)),  # the charge arrives expanded; no payment intent yet
         ("2022-11-15", ("payment_intent", "charge")),
         ("2025-09-30.clover", ()),  # `payments` is left out of webhooks: asked for later
+        ("2026-03-25.dahlia", ()),
+        ("2026-10-28.endive", ()),
     ],
 )
 def test_an_invoices_payment_is_read_from_where_its_version_keeps_it(api_version, paid_by):
