@@ -393,6 +393,33 @@ class Settings(BaseSettings):
         ),
         json_schema_extra={"section": "Archive"},
     )
+    invoice_pdf_allowed_hosts: str = Field(
+        default="pay.stripe.com,files.stripe.com",
+        description=(
+            "The hosts an invoice PDF may be downloaded from (and redirected to), separated by "
+            "commas; a PDF link to any other host is not fetched, and the platform renders its "
+            "own PDF instead. Over https only, except when `APP_ENV=test`."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
+    invoice_pdf_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        gt=0,
+        description=(
+            "The largest invoice PDF downloaded, in bytes; a larger one is not kept, and the "
+            "platform renders its own PDF instead."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
+    invoice_pdf_timeout_seconds: float = Field(
+        default=20,
+        gt=0,
+        description=(
+            "How long one invoice PDF download may wait for the server, in seconds; a timeout "
+            "is retried with backoff like a 5xx answer (up to `TASK_MAX_RETRIES` times)."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
 
     @field_validator("reconcile_at", "dispute_reminders_at")
     @classmethod
@@ -415,6 +442,17 @@ class Settings(BaseSettings):
             check_store_url(value)
         except ValueError as exc:
             raise ValueError(f"INVOICE_ARCHIVE_URL {exc}.") from None
+        return value
+
+    @field_validator("invoice_pdf_allowed_hosts")
+    @classmethod
+    def _allowed_hosts_are_host_names(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        if not hosts or any("/" in h or ":" in h or " " in h for h in hosts):
+            raise ValueError(
+                "INVOICE_PDF_ALLOWED_HOSTS must be host names separated by commas, such as "
+                "pay.stripe.com,files.stripe.com."
+            )
         return value
 
     @field_validator("s3_endpoint_url")
@@ -470,6 +508,17 @@ class Settings(BaseSettings):
     @property
     def admin_addresses(self) -> tuple[str, ...]:
         return tuple(a.strip() for a in self.admin_emails.split(",") if a.strip())
+
+    @property
+    def invoice_pdf_hosts(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower() for h in self.invoice_pdf_allowed_hosts.split(",") if h.strip()
+        )
+
+    @property
+    def invoice_pdf_schemes(self) -> tuple[str, ...]:
+        """https only; tests serve their PDFs from a plain local HTTP server."""
+        return ("https", "http") if self.app_env == "test" else ("https",)
 
     @property
     def support_address(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 SEND_EMAIL = "emails.send"
 RECONCILE_SUBSCRIPTIONS = "billing.reconcile_subscriptions"
 ENQUEUE_STORED_EVENTS = "billing.enqueue_stored_events"
+ARCHIVE_INVOICE_PDF = "billing.archive_invoice_pdf"
 
 
 def event_task_name(event_type: str) -> str:
