@@ -18,6 +18,7 @@ import logging
 from functools import lru_cache
 
 from botocore.exceptions import BotoCoreError
+from celery import signals
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -64,7 +65,6 @@ def publish_archive(invoice_id: str) -> None:
     app.send_task(ARCHIVE_INVOICE_PDF, args=[invoice_id])
 
 
-@event.listens_for(Session, "after_commit")
 def _publish_requested_archives(session: Session) -> None:
     for invoice_id in take_requested_archives(session):
         try:
@@ -73,6 +73,21 @@ def _publish_requested_archives(session: Session) -> None:
             log.warning("invoice %s archive left for the nightly fill: %s", invoice_id, exc)
 
 
-@event.listens_for(Session, "after_rollback")
 def _forget_requested_archives(session: Session) -> None:
     forget_requested_archives(session)
+
+
+def publish_archives_after_commit() -> None:
+    """From now on, every commit in this process publishes the archives its transaction
+    requested (once, however often this is called)."""
+    if not event.contains(Session, "after_commit", _publish_requested_archives):
+        event.listen(Session, "after_commit", _publish_requested_archives)
+        event.listen(Session, "after_rollback", _forget_requested_archives)
+
+
+@signals.worker_init.connect
+def _publish_from_workers(**_: object) -> None:
+    # Only workers publish: before the pool starts, so prefork children inherit it. Another
+    # process that imports this module (a test, `billing reconcile`) leaves its invoices to
+    # the events' own processing and the nightly fill.
+    publish_archives_after_commit()
