@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
+import sqlalchemy.exc
 from botocore.exceptions import BotoCoreError
 from celery import signals
 from sqlalchemy import event
@@ -36,8 +37,10 @@ from tasks.transient import RETRY_BACKOFF_MAX_SECONDS
 log = logging.getLogger(__name__)
 
 TASK_NAME = ARCHIVE_INVOICE_PDF
-# Also retried: the object store or the database gone for a moment.
-RETRIED = (DownloadUnavailable, BotoCoreError, ConnectionError, TimeoutError, OSError)
+# Also retried: the object store (a lost connection, a full or unmounted disk) or the
+# database gone for a moment. An S3 refusal (a ClientError: no such bucket, access denied)
+# is not: it fails at once, and the nightly fill tries again once an operator fixed it.
+RETRIED = (DownloadUnavailable, BotoCoreError, OSError, sqlalchemy.exc.OperationalError)
 
 
 @lru_cache(maxsize=1)
