@@ -38,7 +38,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN groupadd --system --gid 10001 billing \
     && useradd --system --uid 10001 --gid billing --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin billing \
-    && mkdir -p /app/var \
+    && mkdir -p /app/var/invoices \
     && chown -R billing:billing /app
 # Owned by root: the application user can run the code but not change it.
 COPY --from=build /opt/venv /opt/venv

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from billing.context import BillingContext
+from core.object_store import ObjectStore, open_store
 from core.plans import Catalogue
 from core.settings import Settings
 from core.stripe_client import stripe_unavailable_reason
@@ -78,6 +79,20 @@ def _email_sender(app: FastAPI) -> Callable[[int], None]:
         publisher(app).send_task(SEND_EMAIL, args=[email_log_id])
 
     return send
+
+
+def get_archive_store(request: Request) -> ObjectStore:
+    """The invoice archive's store (INVOICE_ARCHIVE_URL), opened on first use."""
+    state = request.app.state
+    if getattr(state, "archive_store", None) is None:
+        settings: Settings = state.settings
+        state.archive_store = open_store(
+            settings.invoice_archive_url, endpoint_url=settings.s3_endpoint_url
+        )
+    return state.archive_store
+
+
+ArchiveStoreDep = Annotated[ObjectStore, Depends(get_archive_store)]
 
 
 def get_billing(request: Request) -> BillingContext:

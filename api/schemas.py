@@ -102,6 +102,44 @@ class SubscriptionOut(SubscriptionSummaryOut):
     plan: str | None
 
 
+class SubscriptionChangeOut(BaseModel):
+    """One change of a subscription, and the state it left, as its user sees it."""
+
+    id: int = Field(description="Increasing with time; pass as `cursor` to continue.")
+    subscription_id: str
+    status: str
+    plan: str | None
+    price_id: str | None
+    cancel_at_period_end: bool
+    current_period_end: datetime | None
+    changes: dict[str, list[Any]] = Field(
+        description="`{field: [before, after]}` for each field that changed; `before` is "
+        "null when the subscription was first stored."
+    )
+    as_of: datetime = Field(description="Stripe's time of the state this change applied.")
+
+
+class SubscriptionHistory(BaseModel):
+    items: list[SubscriptionChangeOut] = Field(description="Newest first.")
+    has_more: bool
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class AdminSubscriptionChangeOut(SubscriptionChangeOut):
+    """A change as an admin sees it: with what caused it and when it was recorded."""
+
+    cause: str = Field(description="`event`, `reconciliation` or `api`.")
+    stripe_event_id: str | None
+    recorded_at: datetime
+
+
+class AdminSubscriptionHistory(BaseModel):
+    stripe_customer_id: str
+    items: list[AdminSubscriptionChangeOut] = Field(description="Newest first.")
+    has_more: bool
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
 class PortalOut(BaseModel):
     url: str = Field(description="Stripe's customer portal: send the user there.")
 

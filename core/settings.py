@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.object_store import check_store_url
 from core.stripe_versions import NEWEST_PROVEN as NEWEST_PROVEN_API_VERSION
 
 PAID_PLANS = ("starter", "pro", "team")
@@ -405,6 +406,52 @@ class Settings(BaseSettings):
         json_schema_extra={"section": "Sweep and retries"},
     )
 
+    invoice_archive_url: str = Field(
+        default="file://./var/invoices",
+        description=(
+            "Where invoice PDFs (and archived event months) are kept: `file://./var/invoices` "
+            "(a directory, relative to the working directory; `file:///srv/invoices` for an "
+            "absolute one) or `s3://bucket/prefix` (boto3, with its usual credentials: "
+            "`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, or a role)."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
+    s3_endpoint_url: str = Field(
+        default="",
+        description=(
+            "The address of an S3-compatible server (MinIO, Ceph, R2...) for an `s3://` "
+            "archive; empty: AWS S3 itself."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
+    invoice_pdf_allowed_hosts: str = Field(
+        default="pay.stripe.com,files.stripe.com",
+        description=(
+            "The hosts an invoice PDF may be downloaded from (and redirected to), separated by "
+            "commas; a PDF link to any other host is not fetched, and the platform renders its "
+            "own PDF instead. Over https only, except when `APP_ENV=test`."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
+    invoice_pdf_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        gt=0,
+        description=(
+            "The largest invoice PDF downloaded, in bytes; a larger one is not kept, and the "
+            "platform renders its own PDF instead."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
+    invoice_pdf_timeout_seconds: float = Field(
+        default=20,
+        gt=0,
+        description=(
+            "How long one invoice PDF download may wait for the server, in seconds; a timeout "
+            "is retried with backoff like a 5xx answer (up to `TASK_MAX_RETRIES` times)."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
+
     @field_validator("reconcile_at", "dispute_reminders_at")
     @classmethod
     def _time_of_day_is_hh_mm(cls, value: str, info: ValidationInfo) -> str:
@@ -426,6 +473,33 @@ class Settings(BaseSettings):
     def _smtp_url_scheme(cls, value: str) -> str:
         if value and not value.startswith(("smtp://", "smtp+starttls://", "smtps://")):
             raise ValueError("SMTP_URL must start with smtp://, smtp+starttls:// or smtps://.")
+        return value
+
+    @field_validator("invoice_archive_url")
+    @classmethod
+    def _archive_url_names_a_store(cls, value: str) -> str:
+        try:
+            check_store_url(value)
+        except ValueError as exc:
+            raise ValueError(f"INVOICE_ARCHIVE_URL {exc}.") from None
+        return value
+
+    @field_validator("invoice_pdf_allowed_hosts")
+    @classmethod
+    def _allowed_hosts_are_host_names(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        if not hosts or any("/" in h or ":" in h or " " in h for h in hosts):
+            raise ValueError(
+                "INVOICE_PDF_ALLOWED_HOSTS must be host names separated by commas, such as "
+                "pay.stripe.com,files.stripe.com."
+            )
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint_is_http(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("S3_ENDPOINT_URL must be an http(s) URL, such as http://minio:9000.")
         return value
 
     @field_validator("app_billing_url")
@@ -474,6 +548,17 @@ class Settings(BaseSettings):
     @property
     def admin_addresses(self) -> tuple[str, ...]:
         return tuple(a.strip() for a in self.admin_emails.split(",") if a.strip())
+
+    @property
+    def invoice_pdf_hosts(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower() for h in self.invoice_pdf_allowed_hosts.split(",") if h.strip()
+        )
+
+    @property
+    def invoice_pdf_schemes(self) -> tuple[str, ...]:
+        """https only; tests serve their PDFs from a plain local HTTP server."""
+        return ("https", "http") if self.app_env == "test" else ("https",)
 
     @property
     def support_address(self) -> str:

@@ -183,6 +183,25 @@ def invoice_prorations(invoice: StripeDict) -> list[StripeDict]:
     return prorations
 
 
+def invoice_line_summaries(invoice: StripeDict) -> list[StripeDict]:
+    """What an invoice document shows of each line, `{"description", "quantity", "amount",
+    "currency", "start", "end"}`: the same fields in every API version."""
+    summaries = []
+    for line in invoice_lines(invoice):
+        period = line.get("period") or {}
+        summaries.append(
+            {
+                "description": line.get("description"),
+                "quantity": line.get("quantity"),
+                "amount": int(line.get("amount") or 0),
+                "currency": line.get("currency") or invoice.get("currency"),
+                "start": period.get("start"),
+                "end": period.get("end"),
+            }
+        )
+    return summaries
+
+
 def invoice_status(invoice: StripeDict) -> str | None:
     """`status`; the oldest shapes have only the `paid` flag."""
     status = invoice.get("status")

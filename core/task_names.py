@@ -9,6 +9,7 @@ RECONCILE_SUBSCRIPTIONS = "billing.reconcile_subscriptions"
 # A dry run for the console: its report is the task's result (the one task whose result is kept).
 RECONCILE_DRY_RUN = "billing.reconcile_dry_run"
 ENQUEUE_STORED_EVENTS = "billing.enqueue_stored_events"
+ARCHIVE_INVOICE_PDF = "billing.archive_invoice_pdf"
 
 
 def event_task_name(event_type: str) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.stripe_objects import (
     StripeDict,
+    invoice_line_summaries,
     invoice_payment_ids,
     invoice_period,
     invoice_price_id,
@@ -18,6 +19,7 @@ from core.stripe_objects import (
     invoice_subscription_id,
     timestamp,
 )
+from db.invoice_archives import request_archive
 from db.models import Account, CreditEntry, Dispute, Invoice, PaymentRefund
 
 
@@ -45,6 +47,7 @@ def store_invoice(
         "period_start": start,
         "period_end": end,
         "prorations": invoice_prorations(invoice),
+        "lines": invoice_line_summaries(invoice),
         # `date` before 2019-03-14.
         "stripe_created": timestamp(invoice.get("created") or invoice.get("date")),
         "state_as_of": as_of,
@@ -68,6 +71,9 @@ def store_invoice(
     row = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]))
     assert row is not None
     session.refresh(row)
+    # Every path that stores an invoice (its events, our own calls' answers, the
+    # reconciliation) gets a finalized or paid one archived, after the commit.
+    request_archive(session, row)
     return row
 
 

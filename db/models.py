@@ -225,6 +225,9 @@ class Invoice(Base):
     prorations: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, server_default=text("'[]'::jsonb")
     )
+    # What the platform's own PDF shows of each line, `{"description", "quantity", "amount",
+    # "currency", "start", "end"}` (see `core.stripe_objects.invoice_line_summaries`).
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     state_as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -266,6 +269,35 @@ class CheckoutExpiration(Base):
     promotions_consent: Mapped[bool] = mapped_column(server_default=text("false"))
     expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ArchiveSource(enum.StrEnum):
+    STRIPE = "stripe"  # Stripe's own PDF, downloaded from `invoice_pdf`
+    GENERATED = "generated"  # the platform's, rendered where Stripe's could not be had
+
+
+class InvoiceArchive(Base):
+    """The kept PDF of an invoice: one per invoice, its bytes in the object store under
+    `store_key`, their sha256 and size recorded here to prove them unchanged."""
+
+    __tablename__ = "invoice_archives"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(
+        ForeignKey("invoices.stripe_invoice_id"), unique=True
+    )
+    store_key: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(Text)
+    # The invoice's status when this copy was made: an `open` copy is replaced once paid.
+    invoice_status: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("source IN ('stripe', 'generated')", name="ck_invoice_archives_source"),
+        CheckConstraint("size_bytes > 0", name="ck_invoice_archives_size"),
+    )
 
 
 class CreditKind(enum.StrEnum):

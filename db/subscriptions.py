@@ -173,3 +173,19 @@ def first_price_of(session: Session, *, subscription_id: str) -> str | None:
         .order_by(SubscriptionChange.id)
         .limit(1)
     )
+
+
+def subscription_history_page(
+    session: Session, *, account_id: int, limit: int, before_id: int | None = None
+) -> list[tuple[SubscriptionChange, str]]:
+    """The account's subscription changes with each subscription's Stripe id, newest first;
+    `before_id` continues after a previous page."""
+    query = (
+        select(SubscriptionChange, Subscription.stripe_subscription_id)
+        .join(Subscription, Subscription.id == SubscriptionChange.subscription_id)
+        .where(Subscription.account_id == account_id)
+    )
+    if before_id is not None:
+        query = query.where(SubscriptionChange.id < before_id)
+    rows = session.execute(query.order_by(SubscriptionChange.id.desc()).limit(limit)).all()
+    return [(row[0], row[1]) for row in rows]

@@ -114,6 +114,7 @@ app = Celery(
         "tasks.emails",
         "tasks.dispute_reminders",
         "tasks.reconciliation.task",
+        "tasks.invoice_archive",
         "tasks.metrics",
     ],
 )

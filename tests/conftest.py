@@ -14,6 +14,8 @@ makes its own event ids, so tests own their rows and need no order.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +38,9 @@ DATABASE_NAME = f"billing_test_{RUN_ID}"
 SERVER_URL = ADMIN_URL.rsplit("/", 1)[0]
 
 SMTP_PORT = free_port()
+# The run's invoice archive (a directory of its own) and the PDF host the tests serve from.
+ARCHIVE_DIR = Path(tempfile.gettempdir()) / f"billing-test-{RUN_ID}" / "invoices"
+TEST_PDF_HOST = "127.0.0.1"
 WEBHOOK_SECRET = "whsec_test_current"
 ROTATED_SECRET = "whsec_test_previous"
 ADMIN_TOKEN = "test-admin-token"
@@ -63,6 +68,11 @@ os.environ.update(
     STRIPE_PRICE_PRO_TEST="price_pro_test",
     STRIPE_PRICE_TEAM_TEST="price_team_test",
     PLANS_FILE="",
+    INVOICE_ARCHIVE_URL=f"file://{ARCHIVE_DIR}",
+    # Test-only: PDFs come from the tests' own HTTP server on loopback (plain http is allowed
+    # only when APP_ENV=test); the fixtures' pay.stripe.com links are refused by host, so
+    # their invoices get the platform's own PDF without any download leaving the machine.
+    INVOICE_PDF_ALLOWED_HOSTS=TEST_PDF_HOST,
 )
 
 
@@ -123,6 +133,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
     _delete_broker_keys()
+    shutil.rmtree(ARCHIVE_DIR.parent, ignore_errors=True)
 
 
 def _delete_broker_keys() -> None:

@@ -94,7 +94,12 @@ def test_every_line_of_an_events_processing_carries_its_id(json_worker):
 
     def processed_carries_its_event(lines: list[dict[str, Any]]) -> None:
         processed = lines_of_tasks(lines, paid["id"])
-        assert {line["task_name"] for line in processed} == {"stripe.invoice.paid", "emails.send"}
+        # Its own task, the receipt, and the archive of the invoice's PDF it queued.
+        assert {line["task_name"] for line in processed} == {
+            "stripe.invoice.paid",
+            "emails.send",
+            "billing.archive_invoice_pdf",
+        }
         assert all(line.get("event_id") == paid["id"] for line in processed)
         assert all(line.get("event_type") == "invoice.paid" for line in processed)
         messages = [line["message"] for line in processed]
@@ -102,7 +107,8 @@ def test_every_line_of_an_events_processing_carries_its_id(json_worker):
         assert any(m.startswith("queued receipt:") for m in messages)
         assert any(m.startswith("email ") and " sent to " in m for m in messages)
         # Celery's line of each task: written after the task's own lines, so waited for too.
-        assert sum("succeeded in" in m for m in messages) == 2
+        assert any(m.startswith(f"invoice {ids.invoice} archived") for m in messages)
+        assert sum("succeeded in" in m for m in messages) == 3
 
     def failed_carries_its_event(lines: list[dict[str, Any]]) -> None:
         failed = lines_of_tasks(lines, waiting["id"])

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy.orm import Session
 
 from api.auth import UserDep
-from api.deps import BillingDep, SessionDep, StripeBillingDep
+from api.deps import ArchiveStoreDep, BillingDep, NoNulParamsDep, SessionDep, StripeBillingDep
 from api.idempotent_requests import REPLAYED_HEADER, Answer, IdempotencyKeyDep, IdempotentDep
+from api.invoice_pdfs import archived_pdf_response
 from api.schemas import (
     VALIDATION_ERROR,
     BillingInfo,
@@ -30,13 +31,16 @@ from api.schemas import (
     LedgerEntryOut,
     PlanChangeRequest,
     PortalOut,
+    SubscriptionHistory,
     SubscriptionOut,
 )
+from api.subscription_history import user_history
 from billing import checkout, credits, customers, plan_changes
 from billing.context import BillingContext
 from core.plans import FREE_PLAN, CreditPack, Plan
 from db import ledger
 from db.accounts import account_of_user
+from db.invoice_archives import invoice_of_user
 from db.invoices import invoices_page
 from db.models import Account, CreditEntry, Invoice, Subscription
 from db.subscriptions import latest_subscription, live_subscription
@@ -241,6 +245,39 @@ def list_invoices(
         has_more=more,
         next_cursor=next_cursor,
     )
+
+
+PDF_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {}}, "description": "The archived PDF."}
+}
+
+
+@router.get(
+    "/invoices/{invoice_id}/pdf",
+    response_class=Response,
+    responses={**PDF_ANSWER, **_errors(404)},
+    dependencies=[NoNulParamsDep],
+)
+def invoice_pdf(
+    user: UserDep, session: SessionDep, store: ArchiveStoreDep, invoice_id: str
+) -> Response:
+    """One of the user's invoices as archived (Stripe's PDF, or the platform's own where
+    Stripe's could not be kept); 404 for an invoice of anyone else, or not archived yet."""
+    if invoice_of_user(session, invoice_id=invoice_id, user_id=user.id) is None:
+        raise HTTPException(404, f"No invoice {invoice_id} for this user.")
+    return archived_pdf_response(session, store, invoice_id=invoice_id)
+
+
+@router.get("/subscription/history", response_model=SubscriptionHistory, responses=_errors())
+def subscription_history(
+    user: UserDep, session: SessionDep, cursor: CursorQuery = None, limit: LimitQuery = 50
+) -> SubscriptionHistory:
+    """Every change of the user's subscriptions (plan, status, cancellation, period),
+    newest first."""
+    account = account_of_user(session, user_id=user.id)
+    if account is None:
+        return SubscriptionHistory(items=[], has_more=False, next_cursor=None)
+    return user_history(session, account_id=account.id, limit=limit, cursor=cursor)
 
 
 @router.get("/credits", response_model=CreditsPage, responses=_errors())

@@ -15,6 +15,8 @@ from db.reconciliation import finish_run
 from db.reconciliation_report import Report
 from db.session import transaction
 from tasks.celery_app import app
+from tasks.invoice_archive import publish_archive
+from tasks.reconciliation.archives import queue_missing_archives
 from tasks.reconciliation.run import dry_run, execute_run, start_run
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ def reconcile_subscriptions(run_id: int | None = None) -> int | None:
     already going is done here only if its process died (a redelivered message after a
     crash resumes it); otherwise this returns after waiting at most 10 s for its lock."""
     settings = get_settings()
+    if run_id is None:
+        # The archive needs no Stripe key: it runs even where the subscription pass cannot.
+        queue_missing_archives(publish_archive)
     client = reconciliation_client(settings)
     if run_id is None:
         if client is None:  # development without a key: nothing to compare with

@@ -1,0 +1,96 @@
+"""`billing.archive_invoice_pdf`: keep one invoice's PDF (see `billing.invoice_archive`).
+
+Published after the commit of any worker transaction that stored a finalized or paid invoice
+needing a copy (`db.invoice_archives.request_archive` notes it on the session; the listener
+below publishes it), and by the nightly fill for the invoices still without one.
+
+It runs on the `maintenance` queue (the `billing.*` route): the work is waiting on Stripe's
+file server and the object store, so it belongs with the I/O-bound pool (threads, beside the
+emails) and never holds a `webhooks` process while a download is slow. A 5xx, 429, timeout or
+lost connection is retried by Celery's autoretry with exponential backoff and jitter, up to
+`TASK_MAX_RETRIES` times; a link that will never give a PDF is no failure: the platform
+renders its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+import sqlalchemy.exc
+from botocore.exceptions import BotoCoreError
+from celery import signals
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from billing.invoice_archive import archive_invoice
+from core.object_store import ObjectStore, open_store
+from core.pdf_download import DownloadUnavailable
+from core.settings import get_settings
+from core.task_names import ARCHIVE_INVOICE_PDF
+from db.invoice_archives import forget_requested_archives, take_requested_archives
+from db.session import transaction
+from tasks.celery_app import app
+from tasks.context import worker_context
+from tasks.transient import RETRY_BACKOFF_MAX_SECONDS
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = ARCHIVE_INVOICE_PDF
+# Also retried: the object store (a lost connection, a full or unmounted disk) or the
+# database gone for a moment. An S3 refusal (a ClientError: no such bucket, access denied)
+# is not: it fails at once, and the nightly fill tries again once an operator fixed it.
+RETRIED = (DownloadUnavailable, BotoCoreError, OSError, sqlalchemy.exc.OperationalError)
+
+
+@lru_cache(maxsize=1)
+def archive_store() -> ObjectStore:
+    settings = get_settings()
+    return open_store(settings.invoice_archive_url, endpoint_url=settings.s3_endpoint_url)
+
+
+@app.task(
+    name=TASK_NAME,
+    autoretry_for=RETRIED,
+    max_retries=get_settings().task_max_retries,
+    retry_backoff=True,
+    retry_backoff_max=RETRY_BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
+)
+def archive_invoice_pdf(invoice_id: str) -> str:
+    """Archive the invoice's PDF if it still needs it; what happened."""
+    return archive_invoice(
+        ctx=worker_context(), store=archive_store(), invoice_id=invoice_id, transaction=transaction
+    )
+
+
+def publish_archive(invoice_id: str) -> None:
+    app.send_task(ARCHIVE_INVOICE_PDF, args=[invoice_id])
+
+
+def _publish_requested_archives(session: Session) -> None:
+    for invoice_id in take_requested_archives(session):
+        try:
+            publish_archive(invoice_id)
+        except Exception as exc:  # the broker is down: the nightly fill finds the invoice
+            log.warning("invoice %s archive left for the nightly fill: %s", invoice_id, exc)
+
+
+def _forget_requested_archives(session: Session) -> None:
+    forget_requested_archives(session)
+
+
+def publish_archives_after_commit() -> None:
+    """From now on, every commit in this process publishes the archives its transaction
+    requested (once, however often this is called)."""
+    if not event.contains(Session, "after_commit", _publish_requested_archives):
+        event.listen(Session, "after_commit", _publish_requested_archives)
+        event.listen(Session, "after_rollback", _forget_requested_archives)
+
+
+@signals.worker_init.connect
+def _publish_from_workers(**_: object) -> None:
+    # Only workers publish: before the pool starts, so prefork children inherit it. Another
+    # process that imports this module (a test, `billing reconcile`) leaves its invoices to
+    # the events' own processing and the nightly fill.
+    publish_archives_after_commit()
