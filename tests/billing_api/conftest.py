@@ -16,10 +16,17 @@ from tests.conftest import JWT_SECRET, make_client
 from tests.support.stripe_events import Ids, known_customer, process_ok, stripe_event
 from tests.support.stripe_fake import TEST_KEY, StripeFake
 
+# Parametrize lists mint tokens at import: they must outlive a whole suite on a busy machine.
+TOKEN_LIFETIME_SECONDS = 6 * 3600
+
 
 def user_token(user_id: str, email: str | None = None, **claims: Any) -> str:
     """A token as the host application mints it."""
-    payload: dict[str, Any] = {"sub": user_id, "exp": int(time.time()) + 600, **claims}
+    payload: dict[str, Any] = {
+        "sub": user_id,
+        "exp": int(time.time()) + TOKEN_LIFETIME_SECONDS,
+        **claims,
+    }
     if email is not None:
         payload["email"] = email
     return jwt.encode(payload, JWT_SECRET, algorithm="HS256")

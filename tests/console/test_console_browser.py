@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -36,9 +37,10 @@ class Console:
         self.browser.get(self.url + path)
 
     def wait_for(self, css: str, text: str) -> None:
-        WebDriverWait(self.browser, WAIT_SECONDS).until(
-            lambda b: any(text in e.text for e in b.find_elements(By.CSS_SELECTOR, css))
-        )
+        # htmx and a redirect replace elements under the wait: a stale one is read again.
+        WebDriverWait(
+            self.browser, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(lambda b: any(text in e.text for e in b.find_elements(By.CSS_SELECTOR, css)))
 
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
