@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from billing.context import BillingContext
-from billing.settlement import bring_ledger_to
+from billing.settlement import bring_ledger_to, gather, kept
 from core.stripe_objects import timestamp
 from db import ledger
 from db.invoices import paid_invoices_prorating
@@ -43,6 +43,7 @@ from db.upgrades import (
     pays_for,
     record_top_up,
     settled_by,
+    top_ups_by_key,
     unpaid_top_ups,
 )
 
@@ -236,6 +237,39 @@ def _settle(
     )
 
 
+def settle_payment(
+    session: Session,
+    ctx: BillingContext,
+    *,
+    payment_intent_id: str | None,
+    charge_id: str | None,
+    invoice_id: str | None = None,
+    stripe_event_id: str | None = None,
+) -> None:
+    """A new fact about a payment (a refund, a credit note, a dispute): bring its ledger to
+    what its facts say, then the downgrades of the periods whose top-ups it paid for, which
+    take back only what those top-ups still hold."""
+    bring_ledger_to(
+        session,
+        payment_intent_id=payment_intent_id,
+        charge_id=charge_id,
+        invoice_id=invoice_id,
+        stripe_event_id=stripe_event_id,
+    )
+    payment = gather(
+        session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
+    )
+    keys = [g.source_id for g in payment.grants if g.kind == CreditKind.UPGRADE_CREDITS]
+    for top_up in top_ups_by_key(session, keys=keys):
+        take_back_downgrades(
+            session,
+            ctx,
+            subscription_id=top_up.stripe_subscription_id,
+            period_start=top_up.period_start,
+            stripe_event_id=stripe_event_id,
+        )
+
+
 def take_back_downgrades(
     session: Session,
     ctx: BillingContext,
@@ -244,14 +278,20 @@ def take_back_downgrades(
     period_start: datetime | None,
     stripe_event_id: str | None,
 ) -> None:
-    """Bring each downgrade of the period to its share, in the order they were recorded: its
-    prorated difference, within what the period's top-ups have not already given back. The
-    top-ups only grow and later downgrades only come after, so a target never shrinks and
-    the result is the same whichever order the changes and payments arrived in."""
+    """Bring each downgrade of the period to its share, in the order of the changes: its
+    prorated difference, within what the period's top-ups still hold once their payments'
+    refunds, credit notes and disputes have taken theirs, and earlier downgrades theirs. Each
+    target is a function of the stored facts, and the ledger is moved to it either way (a
+    refund of the top-up after the downgrade gives the downgrade's excess back), so the result
+    is the same whichever order the changes, payments and refunds arrived in."""
     if period_start is None:
         return
-    period_key = str(int(period_start.timestamp()))
-    room = ledger.period_top_ups(session, subscription_id=subscription_id, period_key=period_key)
+    room = sum(
+        kept(session, grant)
+        for grant in ledger.period_top_up_grants(
+            session, subscription_id=subscription_id, period_start=period_start
+        )
+    )
     plans = ctx.catalogue
     for downgrade in downgrades_of_period(
         session, subscription_id=subscription_id, period_start=period_start
@@ -272,7 +312,7 @@ def take_back_downgrades(
         room -= target
         key = downgrade.key.removeprefix(DOWNGRADE_PREFIX)
         taken = -ledger.sum_of_key(session, kind=CreditKind.DOWNGRADE_CREDITS, key=key)
-        if target > taken:
+        if target != taken:
             ledger.add_adjustment(
                 session,
                 account_id=downgrade.account_id,
@@ -284,5 +324,6 @@ def take_back_downgrades(
                     f"downgrade {old_plan.id if old_plan else downgrade.old_price_id} to "
                     f"{new_plan.id if new_plan else downgrade.price_id} for the period's "
                     "remaining time"
+                    + ("" if target > taken else ", less: its top-ups were refunded or disputed")
                 ),
             )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.invoices import find_invoice_of_payment, paid_by
 from db.locks import lock_customer
-from db.models import Account, CreditEntry, CreditKind
+from db.models import Account, CreditEntry, CreditKind, UpgradeTopUp
 
 GRANT_KINDS = (CreditKind.PLAN_CREDITS, CreditKind.PACK_CREDITS, CreditKind.UPGRADE_CREDITS)
 
@@ -166,16 +168,20 @@ def sum_by_source_prefix(session: Session, *, kind: CreditKind, prefix: str) -> 
     )
 
 
-def period_top_ups(session: Session, *, subscription_id: str, period_key: str) -> int:
-    """What one subscription period's upgrades were granted (entries keyed
-    `<subscription>:<price>:<period_key>`)."""
-    return int(
-        session.scalar(
-            select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
-                CreditEntry.kind == CreditKind.UPGRADE_CREDITS,
-                CreditEntry.source_id.startswith(f"{subscription_id}:", autoescape=True),
-                CreditEntry.source_id.endswith(f":{period_key}", autoescape=True),
-            )
+def period_top_up_grants(
+    session: Session, *, subscription_id: str, period_start: datetime
+) -> list[CreditEntry]:
+    """What one subscription period's upgrades were granted: the entries keyed by the period's
+    upgrade rows (`upgrade_top_ups`, downgrades aside)."""
+    keys = select(UpgradeTopUp.key).where(
+        UpgradeTopUp.stripe_subscription_id == subscription_id,
+        UpgradeTopUp.period_start == period_start,
+    )
+    return list(
+        session.scalars(
+            select(CreditEntry)
+            .where(CreditEntry.kind == CreditKind.UPGRADE_CREDITS, CreditEntry.source_id.in_(keys))
+            .order_by(CreditEntry.id)
         )
     )
 
@@ -204,6 +210,7 @@ def add_adjustment(
     description: str,
     payment_intent_id: str | None = None,
     charge_id: str | None = None,
+    stripe_invoice_id: str | None = None,
 ) -> CreditEntry | None:
     """An entry under `key`, or `key#<n>` for the n-th adjustment once `key` is taken. The
     customer's lock serialises writers, so a duplicate delivery computes the same n and its
@@ -227,6 +234,7 @@ def add_adjustment(
         amount=amount,
         payment_intent_id=payment_intent_id,
         charge_id=charge_id,
+        stripe_invoice_id=stripe_invoice_id,
         stripe_event_id=stripe_event_id,
         description=description,
     )

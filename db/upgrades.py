@@ -86,6 +86,16 @@ def downgrades_of_period(
     )
 
 
+def top_ups_by_key(session: Session, *, keys: list[str]) -> list[UpgradeTopUp]:
+    if not keys:
+        return []
+    return list(
+        session.scalars(
+            select(UpgradeTopUp).where(UpgradeTopUp.key.in_(keys)).order_by(UpgradeTopUp.id)
+        )
+    )
+
+
 def settled_by(session: Session, *, invoice_id: str) -> list[UpgradeTopUp]:
     return list(
         session.scalars(

@@ -154,6 +154,18 @@ EFFECTS: dict[str, Effect] = {
         customer_mail="Your payment of $19.00 did not go through",
     ),
     "charge.refunded": Effect(ledger=[("pack_credits", PACK), ("refund", -PACK)]),
+    "credit_note.created": Effect(
+        plan="starter",
+        ledger=[("plan_credits", STARTER), ("credit_note", -STARTER)],
+        subscription="active",
+        customer_mail="Receipt: $19.00 for Starter",
+    ),
+    "credit_note.voided": Effect(
+        plan="starter",
+        ledger=[("plan_credits", STARTER), ("credit_note", -STARTER), ("credit_note", STARTER)],
+        subscription="active",
+        customer_mail="Receipt: $19.00 for Starter",
+    ),
     "charge.dispute.created": Effect(
         ledger=[("pack_credits", PACK), ("dispute_hold", -PACK)],
         dispute="needs_response",
