@@ -38,7 +38,7 @@ from db.models import Account, CreditKind, Invoice, UpgradeTopUp
 from db.subscriptions import SubscriptionState
 from db.upgrades import (
     DOWNGRADE_PREFIX,
-    downgrades_of_period,
+    changes_of_period,
     mark_settled,
     pays_for,
     record_top_up,
@@ -324,50 +324,51 @@ def take_back_downgrades(
     stripe_event_id: str | None,
 ) -> None:
     """Bring each downgrade of the period to its share, in the order of the changes: its
-    prorated difference, within what the period's top-ups still hold once their payments'
+    prorated difference, within what the upgrades before it still hold once their payments'
     refunds, credit notes and disputes have taken theirs, and earlier downgrades theirs. Each
     target is a function of the stored facts, and the ledger is moved to it either way (a
     refund of the top-up after the downgrade gives the downgrade's excess back), so the result
     is the same whichever order the changes, payments and refunds arrived in."""
     if period_start is None:
         return
-    room = sum(
-        kept(session, grant)
-        for grant in ledger.period_top_up_grants(
-            session, subscription_id=subscription_id, period_start=period_start
-        )
-    )
+    room = 0
     plans = ctx.catalogue
-    for downgrade in downgrades_of_period(
+    for change in changes_of_period(
         session, subscription_id=subscription_id, period_start=period_start
     ):
-        old_plan = plans.plan_for_price(downgrade.old_price_id)
-        new_plan = plans.plan_for_price(downgrade.price_id)
+        if not change.key.startswith(DOWNGRADE_PREFIX):  # an upgrade: what it still holds
+            grant = ledger.find_entry(
+                session, kind=CreditKind.UPGRADE_CREDITS, source_id=change.key
+            )
+            room += kept(session, grant) if grant else 0
+            continue
+        old_plan = plans.plan_for_price(change.old_price_id)
+        new_plan = plans.plan_for_price(change.price_id)
         difference = (old_plan.monthly_credits if old_plan else 0) - (
             new_plan.monthly_credits if new_plan else 0
         )
         share = remaining_share(
             difference,
-            start=downgrade.changed_at or downgrade.created_at,
+            start=change.changed_at or change.created_at,
             end=None,
-            period_start=downgrade.period_start,
-            period_end=downgrade.period_end,
+            period_start=change.period_start,
+            period_end=change.period_end,
         )
         target = min(share, max(room, 0))
         room -= target
-        key = downgrade.key.removeprefix(DOWNGRADE_PREFIX)
+        key = change.key.removeprefix(DOWNGRADE_PREFIX)
         taken = -ledger.sum_of_key(session, kind=CreditKind.DOWNGRADE_CREDITS, key=key)
         if target != taken:
             ledger.add_adjustment(
                 session,
-                account_id=downgrade.account_id,
+                account_id=change.account_id,
                 kind=CreditKind.DOWNGRADE_CREDITS,
                 key=key,
                 amount=taken - target,
                 stripe_event_id=stripe_event_id,
                 description=(
-                    f"downgrade {old_plan.id if old_plan else downgrade.old_price_id} to "
-                    f"{new_plan.id if new_plan else downgrade.price_id} for the period's "
+                    f"downgrade {old_plan.id if old_plan else change.old_price_id} to "
+                    f"{new_plan.id if new_plan else change.price_id} for the period's "
                     "remaining time"
                     + ("" if target > taken else ", less: its top-ups were refunded or disputed")
                 ),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.invoices import find_invoice_of_payment, paid_by
 from db.locks import lock_customer
-from db.models import Account, CreditEntry, CreditKind, UpgradeTopUp
+from db.models import Account, CreditEntry, CreditKind
 
 GRANT_KINDS = (CreditKind.PLAN_CREDITS, CreditKind.PACK_CREDITS, CreditKind.UPGRADE_CREDITS)
 
@@ -164,24 +162,6 @@ def sum_by_source_prefix(session: Session, *, kind: CreditKind, prefix: str) -> 
             select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
                 CreditEntry.kind == kind, CreditEntry.source_id.startswith(prefix, autoescape=True)
             )
-        )
-    )
-
-
-def period_top_up_grants(
-    session: Session, *, subscription_id: str, period_start: datetime
-) -> list[CreditEntry]:
-    """What one subscription period's upgrades were granted: the entries keyed by the period's
-    upgrade rows (`upgrade_top_ups`, downgrades aside)."""
-    keys = select(UpgradeTopUp.key).where(
-        UpgradeTopUp.stripe_subscription_id == subscription_id,
-        UpgradeTopUp.period_start == period_start,
-    )
-    return list(
-        session.scalars(
-            select(CreditEntry)
-            .where(CreditEntry.kind == CreditKind.UPGRADE_CREDITS, CreditEntry.source_id.in_(keys))
-            .order_by(CreditEntry.id)
         )
     )
 

@@ -108,17 +108,16 @@ def unpaid_top_ups(session: Session, *, subscription_id: str, price_id: str) -> 
     )
 
 
-def downgrades_of_period(
+def changes_of_period(
     session: Session, *, subscription_id: str, period_start: datetime
 ) -> list[UpgradeTopUp]:
-    """The subscription's downgrades within the period, in the order they happened."""
+    """The subscription's plan changes within the period, in the order they happened."""
     return list(
         session.scalars(
             select(UpgradeTopUp)
             .where(
                 UpgradeTopUp.stripe_subscription_id == subscription_id,
                 UpgradeTopUp.period_start == period_start,
-                UpgradeTopUp.key.startswith(DOWNGRADE_PREFIX, autoescape=True),
             )
             .order_by(UpgradeTopUp.changed_at.asc().nulls_first(), UpgradeTopUp.id)
         )
