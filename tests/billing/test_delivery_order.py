@@ -8,6 +8,10 @@ from dataclasses import replace
 
 import pytest
 
+from billing.replay import mark_for_replay
+from db.session import transaction
+from tasks.events import processing
+from tests.support.events import store_directly, stored
 from tests.support.stripe_events import (
     API_VERSIONS,
     CHANGED_AT,
@@ -19,6 +23,7 @@ from tests.support.stripe_events import (
     Ids,
     account,
     balance,
+    billing_context,
     known_customer,
     ledger,
     plan_changed,
@@ -359,3 +364,46 @@ def test_several_disputes_of_one_charge_each_hold_their_own_share():
 
     # The other one still holds its own half (was: all, for whichever dispute came last).
     assert balance(ids.customer) == CREDITS["pro"] // 2 - CREDITS["pro"] // 4
+
+
+def replay(event: dict) -> None:
+    """What `billing replay` and the admin API do: the stored row back to the queue, then the
+    task's claim and transaction (as `process` applies a new one)."""
+    with transaction() as session:
+        row = mark_for_replay(session, stripe_event_id=event["id"], live=False)
+        assert row is not None
+        row_id = row.id
+    with transaction() as session:
+        claim = processing.claim(session, row_id=row_id)
+    assert claim is not None
+    processing.apply(row_id=row_id, attempt=claim.attempt, ctx=billing_context())
+    found = stored(event["id"])
+    assert found is not None and found.status == "processed"
+
+
+def test_a_replayed_event_settles_like_any_other():
+    """A refund whose first attempt failed is replayed after what followed it (the invoice and
+    a chargeback of the rest): the same balance as the natural order."""
+    ids = known_customer(Ids())
+    half = refund(ids, amount=2900, refunded=1450, created=NOW + 10)
+    row_id = store_directly(half)
+    with transaction() as session:
+        claim = processing.claim(session, row_id=row_id)
+    assert claim is not None
+    processing.mark_failed(row_id=row_id, error=ConnectionError("the database went away"))
+    process_ok(stripe_event("invoice.paid", ids, api_version=V, created=NOW))
+    process_ok(
+        dispute(
+            "charge.dispute.created", ids, created=NOW + 100, status="needs_response", amount=1450
+        )
+    )
+    assert balance(ids.customer) == CREDITS["pro"] // 2  # the chargeback holds its own half
+
+    replay(half)
+
+    assert balance(ids.customer) == 0
+    assert sorted((kind, amount) for kind, _, amount in ledger(ids.customer)) == [
+        ("dispute_hold", -(CREDITS["pro"] // 2)),
+        ("plan_credits", CREDITS["pro"]),
+        ("refund", -(CREDITS["pro"] // 2)),
+    ]
