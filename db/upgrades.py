@@ -42,7 +42,7 @@ def record_top_up(
     A delivery again of the same event finds its row by the key. An event (`stripe_event_id`)
     claims the row our own call or the reconciliation recorded for the same step just before
     it (no event of its own yet), and gives it Stripe's time; those record a step only when
-    none of the same step is within `SAME_CHANGE` of now."""
+    it is not the period's latest change already, nor within `SAME_CHANGE` of one."""
     key = f"{base_key}:{int(changed_at.timestamp())}"
     same_step = select(UpgradeTopUp).where(
         UpgradeTopUp.key.startswith(f"{base_key}:", autoescape=True),
@@ -64,9 +64,21 @@ def record_top_up(
             found.stripe_event_id = stripe_event_id
             found.changed_at = changed_at
     elif found is None:
+        # Known only "now": the same step as the period's latest change recorded (nothing
+        # changed since), or one recorded within `SAME_CHANGE` of now.
+        latest = session.scalar(
+            select(UpgradeTopUp)
+            .where(
+                UpgradeTopUp.stripe_subscription_id == subscription_id,
+                UpgradeTopUp.period_start == period_start,
+            )
+            .order_by(UpgradeTopUp.changed_at.desc().nulls_last(), UpgradeTopUp.id.desc())
+            .limit(1)
+        )
         found = session.scalar(
             same_step.where(
                 UpgradeTopUp.changed_at.between(changed_at - SAME_CHANGE, changed_at + SAME_CHANGE)
+                | (UpgradeTopUp.id == (latest.id if latest else None))
             ).limit(1)
         )
     if found is not None:
