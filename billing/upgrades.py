@@ -324,23 +324,25 @@ def take_back_downgrades(
     stripe_event_id: str | None,
 ) -> None:
     """Bring each downgrade of the period to its share, in the order of the changes: its
-    prorated difference, within what the upgrades before it still hold once their payments'
-    refunds, credit notes and disputes have taken theirs, and earlier downgrades theirs. Each
+    prorated difference, within what the period's top-ups still hold once their payments'
+    refunds, credit notes and disputes have taken theirs, and earlier downgrades theirs (a
+    downgrade never takes from the period's own invoice: down and up again pays nothing
+    twice). Each
     target is a function of the stored facts, and the ledger is moved to it either way (a
     refund of the top-up after the downgrade gives the downgrade's excess back), so the result
     is the same whichever order the changes, payments and refunds arrived in."""
     if period_start is None:
         return
-    room = 0
+    changes = changes_of_period(session, subscription_id=subscription_id, period_start=period_start)
+    upgrades = [c for c in changes if not c.key.startswith(DOWNGRADE_PREFIX)]
+    grants = [
+        ledger.find_entry(session, kind=CreditKind.UPGRADE_CREDITS, source_id=change.key)
+        for change in upgrades
+    ]
+    room = sum(kept(session, grant) for grant in grants if grant is not None)
     plans = ctx.catalogue
-    for change in changes_of_period(
-        session, subscription_id=subscription_id, period_start=period_start
-    ):
-        if not change.key.startswith(DOWNGRADE_PREFIX):  # an upgrade: what it still holds
-            grant = ledger.find_entry(
-                session, kind=CreditKind.UPGRADE_CREDITS, source_id=change.key
-            )
-            room += kept(session, grant) if grant else 0
+    for change in changes:
+        if change in upgrades:
             continue
         old_plan = plans.plan_for_price(change.old_price_id)
         new_plan = plans.plan_for_price(change.price_id)
