@@ -27,11 +27,11 @@ from billing.invoices import grant_period_credits
 from billing.settlement import bring_ledger_to
 from billing.subscriptions import apply_stripe_subscription, fetch_subscription
 from core.plans import CreditPack, Plan
-from core.stripe_objects import object_id
+from core.stripe_objects import invoice_price_id, object_id
 from db import ledger
 from db.invoices import find_invoice
 from db.models import Account, CreditKind
-from db.subscriptions import Cause, first_price_of
+from db.subscriptions import Cause
 
 log = logging.getLogger("billing.checkout")
 
@@ -84,7 +84,7 @@ def subscription_checkout(
             stripe_event_id=event.id,
         )
     invoice_id = object_id(checkout.get("invoice"))
-    plan = billed_plan(session, ctx, checkout=checkout, subscription_id=subscription_id)
+    plan = billed_plan(session, ctx, checkout=checkout)
     # Without the plan or the invoice (API versions before 2022 have no `invoice` here) the
     # invoice's own event grants the period: it carries both, under the same key.
     # An unpaid session (a delayed payment method) grants nothing: `invoice.paid` will.
@@ -101,13 +101,12 @@ def subscription_checkout(
         )
 
 
-def billed_plan(
-    session: Session, ctx: BillingContext, *, checkout: dict, subscription_id: str
-) -> Plan | None:
-    """The plan the session's first invoice billed, not the subscription's plan today: a
-    Checkout delivered after an upgrade or a downgrade must grant what was paid for. The
-    stored invoice's plan; else the plan the session was opened for (`metadata.plan`); else
-    the price the subscription was first stored with."""
+def billed_plan(session: Session, ctx: BillingContext, *, checkout: dict) -> Plan | None:
+    """The plan the session's first invoice billed (its line price), never the subscription's
+    plan today: a Checkout delivered after an upgrade or a downgrade must grant what was paid
+    for. The stored invoice's plan; else the plan the session was opened for (`metadata.plan`,
+    the session's own line item); else the invoice as Stripe has it. None when none of them
+    is known: the invoice's own event grants the period, under the same key."""
     invoice_id = object_id(checkout.get("invoice"))
     stored = find_invoice(session, invoice_id=invoice_id) if invoice_id else None
     if stored is not None and stored.plan:
@@ -115,8 +114,11 @@ def billed_plan(
     named = ctx.catalogue.plan((checkout.get("metadata") or {}).get("plan") or "")
     if named is not None:
         return named
-    first_price = first_price_of(session, subscription_id=subscription_id)
-    return ctx.catalogue.plan_for_price(first_price) if first_price else None
+    if invoice_id is None:
+        return None
+    fetched = ctx.retrieve(lambda client: client.v1.invoices.retrieve(invoice_id))
+    price = invoice_price_id(fetched) if fetched else None
+    return ctx.catalogue.plan_for_price(price) if price else None
 
 
 def pack_checkout(
@@ -131,6 +133,9 @@ def pack_checkout(
         return
     if pack is None:
         raise ValueError(f"checkout {checkout.get('id')} names no known credit pack: {pack_id!r}")
+    # Charges of API versions before payment intents (2017-08-15) do not name theirs: the
+    # pack is keyed by its charge too, so that their refunds and disputes find it.
+    charge = charge_of_intent(ctx, intent)
     ledger.add_entry(
         session,
         account_id=account.id,
@@ -138,11 +143,23 @@ def pack_checkout(
         source_id=intent,
         amount=pack.credits,
         payment_intent_id=intent,
+        charge_id=charge,
         stripe_event_id=event.id,
         description=f"credit pack {pack.name}",
     )
     # A refund or a dispute of the payment that came first takes its share now.
-    bring_ledger_to(session, payment_intent_id=intent, charge_id=None, stripe_event_id=event.id)
+    bring_ledger_to(session, payment_intent_id=intent, charge_id=charge, stripe_event_id=event.id)
+
+
+def charge_of_intent(ctx: BillingContext, intent: str) -> str | None:
+    """The charge that paid a payment intent, as Stripe has it; None when Stripe is off."""
+    found = ctx.retrieve(lambda client: client.v1.payment_intents.retrieve(intent))
+    if not found:
+        return None
+    charges = (found.get("charges") or {}).get("data") or []  # before 2022-11-15
+    return object_id(found.get("latest_charge")) or next(
+        (object_id(c) for c in charges if object_id(c)), None
+    )
 
 
 # --- Opening a Checkout Session (the billing API) -----------------------------------------

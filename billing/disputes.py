@@ -22,8 +22,8 @@ from billing.context import BillingContext
 from billing.dispute_notices import alert_admins
 from billing.events import StripeEvent
 from billing.payments import invoice_of_payment
-from billing.settlement import bring_ledger_to
 from billing.subscriptions import apply_stripe_subscription
+from billing.upgrades import settle_payment
 from core.stripe_objects import StripeDict, object_id, timestamp
 from db import ledger
 from db.accounts import ensure_account
@@ -121,7 +121,7 @@ def apply_dispute(
     )
     if result.created:
         report(row)
-    hold_or_release_credits(session, row)
+    hold_or_release_credits(session, ctx, row, stripe_event_id)
     alert_admins(session, ctx, row, closed=row.status in CLOSED_STATUSES)
     if result.closed_now and row.status == "lost" and not row.is_inquiry:
         apply_lost_action(session, ctx, row, stripe_event_id)
@@ -217,7 +217,9 @@ def find_what_it_paid_for(
     return None, None
 
 
-def hold_or_release_credits(session: Session, dispute: Dispute) -> None:
+def hold_or_release_credits(
+    session: Session, ctx: BillingContext, dispute: Dispute, stripe_event_id: str | None = None
+) -> None:
     """The dispute is a fact about its payment: bring the payment's ledger to what all of its
     facts say (`billing.settlement`). A chargeback holds back what the payment bought and
     refunds have not taken, won (or `prevented`) gives it back; an inquiry holds nothing. A
@@ -229,11 +231,13 @@ def hold_or_release_credits(session: Session, dispute: Dispute) -> None:
             invoice_id = grant.stripe_invoice_id or (
                 grant.source_id if grant.kind == CreditKind.PLAN_CREDITS else None
             )
-    bring_ledger_to(
+    settle_payment(
         session,
+        ctx,
         payment_intent_id=dispute.payment_intent_id,
         charge_id=dispute.charge_id,
         invoice_id=invoice_id,
+        stripe_event_id=stripe_event_id,
     )
 
 

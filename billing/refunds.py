@@ -18,7 +18,7 @@ from billing.accounts import adopt_customer
 from billing.context import BillingContext
 from billing.events import StripeEvent
 from billing.payments import invoice_of_payment
-from billing.settlement import bring_ledger_to
+from billing.upgrades import settle_payment
 from core.stripe_objects import object_id
 from db import ledger
 from db.payment_facts import record_refund
@@ -53,12 +53,11 @@ def charge_refunded(session: Session, ctx: BillingContext, event: StripeEvent) -
         amount_refunded=refunded,
         currency=charge.get("currency"),
     )
-    settled = bring_ledger_to(
+    settle_payment(
         session,
+        ctx,
         payment_intent_id=intent,
         charge_id=charge_id,
         invoice_id=invoice_id,
         stripe_event_id=event.id,
     )
-    if settled is None:
-        log.info("refund of %s stored: it settles when its purchase is known", charge_id)

@@ -17,6 +17,7 @@ from billing.accounts import customer_changed, customer_deleted
 from billing.checkout import checkout_completed
 from billing.checkout_failures import checkout_async_payment_failed, checkout_expired
 from billing.context import BillingContext
+from billing.credit_notes import credit_note_event
 from billing.disputes import dispute_event
 from billing.events import StripeEvent
 from billing.invoice_notices import (
@@ -90,6 +91,11 @@ HANDLERS: dict[str, Handler] = {
     "invoice_payment.paid": invoice_payment_paid,
     # --- Refunds: a refunded payment takes back the credits it granted, once per refund.
     "charge.refunded": charge_refunded,
+    # --- Credit notes: a credit note on a paid invoice takes back its share of what the
+    # invoice bought (its refund once, with the `charge.refunded` of the same refund; the part
+    # credited to the balance or out of band keyed by the credit note); voiding gives it back.
+    "credit_note.created": credit_note_event,
+    "credit_note.voided": credit_note_event,
     # --- Disputes: the whole chargeback lifecycle; credits are held back while a chargeback
     # is open, admins are told at once and reminded before the evidence deadline.
     "charge.dispute.created": dispute_event,

@@ -17,7 +17,7 @@ from billing.context import BillingContext
 from billing.events import StripeEvent
 from billing.notices import notify_customer
 from billing.plans import plan_for_price
-from billing.upgrades import record_downgrade, record_upgrade, upgrade_key
+from billing.upgrades import record_downgrade, record_upgrade, upgrade_credits, upgrade_key
 from core.stripe_objects import (
     TERMINAL_SUBSCRIPTION_STATUSES,
     StripeDict,
@@ -36,6 +36,7 @@ from db.subscriptions import (
     record_change,
     refresh_account_plan,
 )
+from db.upgrades import DOWNGRADE_PREFIX
 
 
 def fetch_subscription(ctx: BillingContext, subscription_id: str) -> StripeDict | None:
@@ -220,28 +221,20 @@ def plan_change(
     if old_plan is None or new_plan is None or old_plan.id == new_plan.id:
         return
     upgrade = new_plan.monthly_credits > old_plan.monthly_credits
-    granted = 0
-    changed_at = changed_at or ctx.now()
-    if upgrade and not starts_period:
-        granted = record_upgrade(
+    granted, change_key = 0, upgrade_key(state)
+    if not starts_period:
+        record = record_upgrade if upgrade else record_downgrade
+        change = record(
             session,
             ctx,
             account=account,
             state=state,
             old_price=old_price,
-            changed_at=changed_at,
+            changed_at=changed_at or ctx.now(),
             stripe_event_id=stripe_event_id,
         )
-    elif not starts_period:
-        record_downgrade(
-            session,
-            ctx,
-            account=account,
-            state=state,
-            old_price=old_price,
-            changed_at=changed_at,
-            stripe_event_id=stripe_event_id,
-        )
+        granted = upgrade_credits(session, change)
+        change_key = change.key.removeprefix(DOWNGRADE_PREFIX)
     stored = find_subscription(session, subscription_id=state.stripe_subscription_id)
     if stored is not None and stored.price_id != state.price_id:
         return  # a late event of a step the subscription has gone past: old news
@@ -249,7 +242,7 @@ def plan_change(
         session,
         ctx,
         account,
-        key=f"plan-changed:{upgrade_key(state)}",
+        key=f"plan-changed:{change_key}",
         template="plan_changed",
         context={
             "direction": "upgrade" if upgrade else "downgrade",

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from billing.context import BillingContext
-from billing.settlement import bring_ledger_to
+from billing.settlement import bring_ledger_to, gather, kept
 from core.stripe_objects import timestamp
 from db import ledger
 from db.invoices import paid_invoices_prorating
@@ -38,17 +38,19 @@ from db.models import Account, CreditKind, Invoice, UpgradeTopUp
 from db.subscriptions import SubscriptionState
 from db.upgrades import (
     DOWNGRADE_PREFIX,
-    downgrades_of_period,
+    changes_of_period,
     mark_settled,
     pays_for,
     record_top_up,
     settled_by,
+    top_ups_by_key,
     unpaid_top_ups,
 )
 
 
 def upgrade_key(state: SubscriptionState) -> str:
-    """`<subscription>:<new price>:<period start>`: the row's key and its ledger entry's."""
+    """`<subscription>:<new price>:<period start>`: the step's key; each change's row (and its
+    ledger entry) adds the change's time to it (`db.upgrades.record_top_up`)."""
     start = state.current_period_start
     period = int(start.timestamp()) if start else 0
     return f"{state.stripe_subscription_id}:{state.price_id}:{period}"
@@ -82,19 +84,17 @@ def record_upgrade(
     account: Account,
     state: SubscriptionState,
     old_price: str,
-    changed_at: datetime | None,
+    changed_at: datetime,
     stripe_event_id: str | None,
-) -> int:
+) -> UpgradeTopUp:
     """Record an upgrade from `old_price`, and grant it at once if a stored paid invoice
-    already carries its proration (the invoice's events came first); the credits granted for
-    it so far."""
+    already carries its proration (the invoice's events came first)."""
     if state.price_id is None:
         raise ValueError(f"subscription {state.stripe_subscription_id} has no price")
-    key = upgrade_key(state)
     top_up = record_top_up(
         session,
         account_id=account.id,
-        key=key,
+        base_key=upgrade_key(state),
         subscription_id=state.stripe_subscription_id,
         price_id=state.price_id,
         old_price_id=old_price,
@@ -111,11 +111,16 @@ def record_upgrade(
             price_id=top_up.price_id,
         )
         for invoice in invoices:
-            line = next((p for p in invoice.prorations if pays_for(p, top_up)), None)
-            if line is not None:
-                _settle(session, ctx, top_up, invoice=invoice, line=line, event=stripe_event_id)
+            lines = _lines_left(session, invoice, top_up)
+            if lines:
+                _settle(session, ctx, top_up, invoice=invoice, line=lines[0], event=stripe_event_id)
                 break
-    granted = ledger.find_entry(session, kind=CreditKind.UPGRADE_CREDITS, source_id=key)
+    return top_up
+
+
+def upgrade_credits(session: Session, top_up: UpgradeTopUp) -> int:
+    """The credits granted for an upgrade so far."""
+    granted = ledger.find_entry(session, kind=CreditKind.UPGRADE_CREDITS, source_id=top_up.key)
     return granted.amount if granted else 0
 
 
@@ -126,18 +131,18 @@ def record_downgrade(
     account: Account,
     state: SubscriptionState,
     old_price: str,
-    changed_at: datetime | None,
+    changed_at: datetime,
     stripe_event_id: str | None,
-) -> None:
+) -> UpgradeTopUp:
     """Record a downgrade from `old_price` and take back its share of the period's top-ups
     (now, or when a top-up of the period is granted later: whichever comes second)."""
     if state.price_id is None:
         raise ValueError(f"subscription {state.stripe_subscription_id} has no price")
     # Nothing to wait for: a downgrade's invoice pays nothing, so the row is settled at once.
-    record_top_up(
+    row = record_top_up(
         session,
         account_id=account.id,
-        key=DOWNGRADE_PREFIX + upgrade_key(state),
+        base_key=DOWNGRADE_PREFIX + upgrade_key(state),
         subscription_id=state.stripe_subscription_id,
         price_id=state.price_id,
         old_price_id=old_price,
@@ -154,25 +159,66 @@ def record_downgrade(
         period_start=state.current_period_start,
         stripe_event_id=stripe_event_id,
     )
+    return row
 
 
 def settle_upgrades(
     session: Session, ctx: BillingContext, *, invoice: Invoice, stripe_event_id: str | None
 ) -> int:
-    """Grant the recorded upgrades whose proration this stored invoice paid; the credits it
-    granted for upgrades (the same on a repeat, for the receipt)."""
+    """Grant the recorded upgrades whose proration this stored invoice paid, each paying line
+    to one upgrade (the one that changed nearest the line's start, as Stripe prorates from
+    the change); the credits it granted for upgrades (the same on a repeat, for the receipt)."""
     if invoice.status != "paid":
         return 0
-    for proration in invoice.prorations:
-        subscription_id, price_id = proration.get("subscription"), proration.get("price")
-        if not subscription_id or not price_id:
-            continue
-        for top_up in unpaid_top_ups(session, subscription_id=subscription_id, price_id=price_id):
-            if top_up.account_id == invoice.account_id and pays_for(proration, top_up):
-                _settle(
-                    session, ctx, top_up, invoice=invoice, line=proration, event=stripe_event_id
-                )
+    steps = {
+        (p.get("subscription"), p.get("price"))
+        for p in invoice.prorations
+        if p.get("subscription") and p.get("price") and int(p.get("amount") or 0) > 0
+    }
+    for subscription_id, price_id in sorted(steps):
+        unpaid = [
+            top_up
+            for top_up in unpaid_top_ups(
+                session, subscription_id=subscription_id, price_id=price_id
+            )
+            if top_up.account_id == invoice.account_id
+        ]
+        while unpaid:
+            lines = _lines_left(session, invoice, unpaid[0])
+            if not lines:
+                break
+            line = lines[0]
+            candidates = [top_up for top_up in unpaid if pays_for(line, top_up)]
+            if not candidates:
+                break
+            top_up = min(candidates, key=lambda t: _distance(t, line))
+            _settle(session, ctx, top_up, invoice=invoice, line=line, event=stripe_event_id)
+            unpaid.remove(top_up)
     return sum(t.credits or 0 for t in settled_by(session, invoice_id=invoice.stripe_invoice_id))
+
+
+def _lines_left(session: Session, invoice: Invoice, top_up: UpgradeTopUp) -> list[dict[str, Any]]:
+    """The invoice's proration lines that pay for the upgrade's step and have not paid for
+    another change of it yet, by their start."""
+    paying = sorted(
+        (p for p in invoice.prorations if pays_for(p, top_up)),
+        key=lambda p: int(p.get("start") or 0),
+    )
+    used = sum(
+        1
+        for other in settled_by(session, invoice_id=invoice.stripe_invoice_id)
+        if other.price_id == top_up.price_id
+        and other.stripe_subscription_id == top_up.stripe_subscription_id
+    )
+    return paying[used:]
+
+
+def _distance(top_up: UpgradeTopUp, line: dict[str, Any]) -> float:
+    start = timestamp(line.get("start"))
+    changed = top_up.changed_at or top_up.created_at
+    if start is None or changed is None:
+        return 0.0
+    return abs((start - changed).total_seconds())
 
 
 def _settle(
@@ -236,6 +282,39 @@ def _settle(
     )
 
 
+def settle_payment(
+    session: Session,
+    ctx: BillingContext,
+    *,
+    payment_intent_id: str | None,
+    charge_id: str | None,
+    invoice_id: str | None = None,
+    stripe_event_id: str | None = None,
+) -> None:
+    """A new fact about a payment (a refund, a credit note, a dispute): bring its ledger to
+    what its facts say, then the downgrades of the periods whose top-ups it paid for, which
+    take back only what those top-ups still hold."""
+    bring_ledger_to(
+        session,
+        payment_intent_id=payment_intent_id,
+        charge_id=charge_id,
+        invoice_id=invoice_id,
+        stripe_event_id=stripe_event_id,
+    )
+    payment = gather(
+        session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
+    )
+    keys = [g.source_id for g in payment.grants if g.kind == CreditKind.UPGRADE_CREDITS]
+    for top_up in top_ups_by_key(session, keys=keys):
+        take_back_downgrades(
+            session,
+            ctx,
+            subscription_id=top_up.stripe_subscription_id,
+            period_start=top_up.period_start,
+            stripe_event_id=stripe_event_id,
+        )
+
+
 def take_back_downgrades(
     session: Session,
     ctx: BillingContext,
@@ -244,45 +323,55 @@ def take_back_downgrades(
     period_start: datetime | None,
     stripe_event_id: str | None,
 ) -> None:
-    """Bring each downgrade of the period to its share, in the order they were recorded: its
-    prorated difference, within what the period's top-ups have not already given back. The
-    top-ups only grow and later downgrades only come after, so a target never shrinks and
-    the result is the same whichever order the changes and payments arrived in."""
+    """Bring each downgrade of the period to its share, in the order of the changes: its
+    prorated difference, within what the period's top-ups still hold once their payments'
+    refunds, credit notes and disputes have taken theirs, and earlier downgrades theirs (a
+    downgrade never takes from the period's own invoice: down and up again pays nothing
+    twice). Each
+    target is a function of the stored facts, and the ledger is moved to it either way (a
+    refund of the top-up after the downgrade gives the downgrade's excess back), so the result
+    is the same whichever order the changes, payments and refunds arrived in."""
     if period_start is None:
         return
-    period_key = str(int(period_start.timestamp()))
-    room = ledger.period_top_ups(session, subscription_id=subscription_id, period_key=period_key)
+    changes = changes_of_period(session, subscription_id=subscription_id, period_start=period_start)
+    upgrades = [c for c in changes if not c.key.startswith(DOWNGRADE_PREFIX)]
+    grants = [
+        ledger.find_entry(session, kind=CreditKind.UPGRADE_CREDITS, source_id=change.key)
+        for change in upgrades
+    ]
+    room = sum(kept(session, grant) for grant in grants if grant is not None)
     plans = ctx.catalogue
-    for downgrade in downgrades_of_period(
-        session, subscription_id=subscription_id, period_start=period_start
-    ):
-        old_plan = plans.plan_for_price(downgrade.old_price_id)
-        new_plan = plans.plan_for_price(downgrade.price_id)
+    for change in changes:
+        if change in upgrades:
+            continue
+        old_plan = plans.plan_for_price(change.old_price_id)
+        new_plan = plans.plan_for_price(change.price_id)
         difference = (old_plan.monthly_credits if old_plan else 0) - (
             new_plan.monthly_credits if new_plan else 0
         )
         share = remaining_share(
             difference,
-            start=downgrade.changed_at or downgrade.created_at,
+            start=change.changed_at or change.created_at,
             end=None,
-            period_start=downgrade.period_start,
-            period_end=downgrade.period_end,
+            period_start=change.period_start,
+            period_end=change.period_end,
         )
         target = min(share, max(room, 0))
         room -= target
-        key = downgrade.key.removeprefix(DOWNGRADE_PREFIX)
+        key = change.key.removeprefix(DOWNGRADE_PREFIX)
         taken = -ledger.sum_of_key(session, kind=CreditKind.DOWNGRADE_CREDITS, key=key)
-        if target > taken:
+        if target != taken:
             ledger.add_adjustment(
                 session,
-                account_id=downgrade.account_id,
+                account_id=change.account_id,
                 kind=CreditKind.DOWNGRADE_CREDITS,
                 key=key,
                 amount=taken - target,
                 stripe_event_id=stripe_event_id,
                 description=(
-                    f"downgrade {old_plan.id if old_plan else downgrade.old_price_id} to "
-                    f"{new_plan.id if new_plan else downgrade.price_id} for the period's "
+                    f"downgrade {old_plan.id if old_plan else change.old_price_id} to "
+                    f"{new_plan.id if new_plan else change.price_id} for the period's "
                     "remaining time"
+                    + ("" if target > taken else ", less: its top-ups were refunded or disputed")
                 ),
             )

@@ -166,20 +166,6 @@ def sum_by_source_prefix(session: Session, *, kind: CreditKind, prefix: str) -> 
     )
 
 
-def period_top_ups(session: Session, *, subscription_id: str, period_key: str) -> int:
-    """What one subscription period's upgrades were granted (entries keyed
-    `<subscription>:<price>:<period_key>`)."""
-    return int(
-        session.scalar(
-            select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
-                CreditEntry.kind == CreditKind.UPGRADE_CREDITS,
-                CreditEntry.source_id.startswith(f"{subscription_id}:", autoescape=True),
-                CreditEntry.source_id.endswith(f":{period_key}", autoescape=True),
-            )
-        )
-    )
-
-
 def sum_of_key(session: Session, *, kind: CreditKind, key: str) -> int:
     """The sum of the entries of that kind under `key` and its adjustments `key#<n>`."""
     return int(
@@ -204,6 +190,7 @@ def add_adjustment(
     description: str,
     payment_intent_id: str | None = None,
     charge_id: str | None = None,
+    stripe_invoice_id: str | None = None,
 ) -> CreditEntry | None:
     """An entry under `key`, or `key#<n>` for the n-th adjustment once `key` is taken. The
     customer's lock serialises writers, so a duplicate delivery computes the same n and its
@@ -227,6 +214,7 @@ def add_adjustment(
         amount=amount,
         payment_intent_id=payment_intent_id,
         charge_id=charge_id,
+        stripe_invoice_id=stripe_invoice_id,
         stripe_event_id=stripe_event_id,
         description=description,
     )

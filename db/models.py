@@ -312,6 +312,9 @@ class CreditKind(enum.StrEnum):
     REFUND = "refund"  # source: `<charge>:<amount refunded so far>`
     DISPUTE_HOLD = "dispute_hold"  # source: the dispute id
     DISPUTE_RELEASE = "dispute_release"  # a won dispute; source: the dispute id
+    # The part of a credit note not refunded (the customer's balance, out of band); source:
+    # the credit note id, then `…#<n>` (its voiding gives it back).
+    CREDIT_NOTE = "credit_note"
     CONSUMPTION = "consumption"  # credits spent; source: the request's idempotency key
 
 
@@ -354,6 +357,24 @@ class PaymentRefund(Base):
     amount: Mapped[int] = mapped_column(BigInteger)  # the charge's amount, minor units
     # The largest cumulative amount refunded seen: a late event of a smaller one changes nothing.
     amount_refunded: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CreditNote(Base):
+    """A credit note on an invoice: a fact about the invoice's payment. `refunds` are the
+    refunds it made (`[{"refund": id, "amount": minor units}]`), the same money as the
+    charge's `charge.refunded`; the rest of `amount` was credited to the customer's balance
+    or paid out of band. Voided (`status` void) it moves no credits, and stays void."""
+
+    __tablename__ = "credit_notes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    stripe_credit_note_id: Mapped[str] = mapped_column(Text, unique=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(Text, index=True)
+    status: Mapped[str] = mapped_column(Text)  # issued | void
+    amount: Mapped[int] = mapped_column(BigInteger)  # the credit note's total, minor units
+    refunds: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     currency: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

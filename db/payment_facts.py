@@ -1,14 +1,17 @@
-"""The facts stored about one payment that the ledger follows: its refunds (and its disputes,
-kept in `disputes`), found by the payment's ids or the invoice it paid."""
+"""The facts stored about one payment that the ledger follows: its refunds, the credit notes
+of the invoice it paid (and its disputes, kept in `disputes`), found by the payment's ids or
+the invoice it paid."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from typing import Any
+
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.invoices import paid_by
-from db.models import Dispute, Invoice, PaymentRefund
+from db.models import CreditNote, Dispute, Invoice, PaymentRefund
 
 
 def record_refund(
@@ -93,3 +96,62 @@ def invoice_payment(session: Session, *, invoice_id: str) -> tuple[str | None, s
         )
     ).first()
     return (row[0], row[1]) if row else (None, None)
+
+
+VOID = "void"
+
+
+def record_credit_note(
+    session: Session,
+    *,
+    credit_note_id: str,
+    invoice_id: str,
+    status: str,
+    amount: int,
+    refunds: list[dict[str, Any]],
+    currency: str | None,
+) -> CreditNote:
+    """Store the credit note; void is final (a late `credit_note.created` after
+    `credit_note.voided` changes nothing), and refunds learnt later are kept."""
+    table = CreditNote.__table__
+    excluded = insert(CreditNote).excluded
+    session.execute(
+        insert(CreditNote)
+        .values(
+            stripe_credit_note_id=credit_note_id,
+            stripe_invoice_id=invoice_id,
+            status=status,
+            amount=amount,
+            refunds=refunds,
+            currency=currency,
+        )
+        .on_conflict_do_update(
+            index_elements=[CreditNote.stripe_credit_note_id],
+            set_={
+                "status": case((table.c.status == VOID, table.c.status), else_=excluded.status),
+                "refunds": case(
+                    (func.jsonb_array_length(excluded.refunds) > 0, excluded.refunds),
+                    else_=table.c.refunds,
+                ),
+                "updated_at": func.now(),
+            },
+        )
+    )
+    row = session.scalar(
+        select(CreditNote).where(CreditNote.stripe_credit_note_id == credit_note_id)
+    )
+    assert row is not None
+    session.refresh(row)
+    return row
+
+
+def credit_notes_of_invoice(session: Session, *, invoice_id: str | None) -> list[CreditNote]:
+    if not invoice_id:
+        return []
+    return list(
+        session.scalars(
+            select(CreditNote)
+            .where(CreditNote.stripe_invoice_id == invoice_id)
+            .order_by(CreditNote.stripe_credit_note_id)
+        )
+    )

@@ -164,17 +164,6 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def first_price_of(session: Session, *, subscription_id: str) -> str | None:
-    """The price the subscription was first stored with (its oldest history row's)."""
-    return session.scalar(
-        select(SubscriptionChange.price_id)
-        .join(Subscription, Subscription.id == SubscriptionChange.subscription_id)
-        .where(Subscription.stripe_subscription_id == subscription_id)
-        .order_by(SubscriptionChange.id)
-        .limit(1)
-    )
-
-
 def subscription_history_page(
     session: Session, *, account_id: int, limit: int, before_id: int | None = None
 ) -> list[tuple[SubscriptionChange, str]]:

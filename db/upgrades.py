@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -17,21 +17,72 @@ from db.models import Invoice, UpgradeTopUp
 DOWNGRADE_PREFIX = "downgrade:"
 
 
+# Our own call's answer and the reconciliation know a change's time only as "now": a change
+# of the same step recorded that way within this many seconds of an event's time is the same
+# change (the event, which comes after, brings Stripe's own time).
+SAME_CHANGE = timedelta(seconds=120)
+
+
 def record_top_up(
     session: Session,
     *,
     account_id: int,
-    key: str,
+    base_key: str,
     subscription_id: str,
     price_id: str,
     old_price_id: str,
     period_start: datetime | None,
     period_end: datetime | None,
-    changed_at: datetime | None,
+    changed_at: datetime,
     stripe_event_id: str | None,
     settled_at: datetime | None = None,
 ) -> UpgradeTopUp:
-    """The upgrade's row, inserted the first time its key is met (later records are no-ops)."""
+    """The change's row, keyed `<base_key>:<change time>`: each change of a period its own,
+    so going down and up again to a price already met in the period is a change of its own.
+    A delivery again of the same event finds its row by the key. An event (`stripe_event_id`)
+    claims the row our own call or the reconciliation recorded for the same step just before
+    it (no event of its own yet), and gives it Stripe's time; those record a step only when
+    it is not the period's latest change already, nor within `SAME_CHANGE` of one."""
+    key = f"{base_key}:{int(changed_at.timestamp())}"
+    same_step = select(UpgradeTopUp).where(
+        UpgradeTopUp.key.startswith(f"{base_key}:", autoescape=True),
+        UpgradeTopUp.stripe_subscription_id == subscription_id,
+        UpgradeTopUp.old_price_id == old_price_id,
+    )
+    found = session.scalar(select(UpgradeTopUp).where(UpgradeTopUp.key == key))
+    if found is None and stripe_event_id is not None:
+        found = session.scalar(
+            same_step.where(
+                UpgradeTopUp.stripe_event_id.is_(None),
+                UpgradeTopUp.changed_at >= changed_at - SAME_CHANGE,
+            )
+            .order_by(UpgradeTopUp.changed_at, UpgradeTopUp.id)
+            .limit(1)
+            .with_for_update()
+        )
+        if found is not None:
+            found.stripe_event_id = stripe_event_id
+            found.changed_at = changed_at
+    elif found is None:
+        # Known only "now": the same step as the period's latest change recorded (nothing
+        # changed since), or one recorded within `SAME_CHANGE` of now.
+        latest = session.scalar(
+            select(UpgradeTopUp)
+            .where(
+                UpgradeTopUp.stripe_subscription_id == subscription_id,
+                UpgradeTopUp.period_start == period_start,
+            )
+            .order_by(UpgradeTopUp.changed_at.desc().nulls_last(), UpgradeTopUp.id.desc())
+            .limit(1)
+        )
+        found = session.scalar(
+            same_step.where(
+                UpgradeTopUp.changed_at.between(changed_at - SAME_CHANGE, changed_at + SAME_CHANGE)
+                | (UpgradeTopUp.id == (latest.id if latest else None))
+            ).limit(1)
+        )
+    if found is not None:
+        return found
     session.execute(
         insert(UpgradeTopUp)
         .values(
@@ -69,19 +120,28 @@ def unpaid_top_ups(session: Session, *, subscription_id: str, price_id: str) -> 
     )
 
 
-def downgrades_of_period(
+def changes_of_period(
     session: Session, *, subscription_id: str, period_start: datetime
 ) -> list[UpgradeTopUp]:
-    """The subscription's downgrades within the period, in the order they were recorded."""
+    """The subscription's plan changes within the period, in the order they happened."""
     return list(
         session.scalars(
             select(UpgradeTopUp)
             .where(
                 UpgradeTopUp.stripe_subscription_id == subscription_id,
                 UpgradeTopUp.period_start == period_start,
-                UpgradeTopUp.key.startswith(DOWNGRADE_PREFIX, autoescape=True),
             )
-            .order_by(UpgradeTopUp.id)
+            .order_by(UpgradeTopUp.changed_at.asc().nulls_first(), UpgradeTopUp.id)
+        )
+    )
+
+
+def top_ups_by_key(session: Session, *, keys: list[str]) -> list[UpgradeTopUp]:
+    if not keys:
+        return []
+    return list(
+        session.scalars(
+            select(UpgradeTopUp).where(UpgradeTopUp.key.in_(keys)).order_by(UpgradeTopUp.id)
         )
     )
 

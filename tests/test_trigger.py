@@ -179,6 +179,18 @@ EFFECTS: dict[str, Effect] = {
     "invoice_payment.paid": Effect(
         plan="starter", subscription="active", ledger=[("plan_credits", STARTER)]
     ),
+    "credit_note.created": Effect(
+        plan="starter",
+        ledger=[("plan_credits", STARTER), ("credit_note", -STARTER)],
+        subscription="active",
+        customer_mail="Receipt: $19.00 for Starter",
+    ),
+    "credit_note.voided": Effect(
+        plan="starter",
+        ledger=[("plan_credits", STARTER), ("credit_note", -STARTER), ("credit_note", STARTER)],
+        subscription="active",
+        customer_mail="Receipt: $19.00 for Starter",
+    ),
     "charge.dispute.created": Effect(
         ledger=[("pack_credits", PACK), ("dispute_hold", -PACK)],
         dispute="needs_response",

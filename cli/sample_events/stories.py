@@ -10,6 +10,7 @@ from typing import Any
 from cli.sample_events import lifecycle
 from cli.sample_events.charges import charge
 from cli.sample_events.checkout import pack_checkout, subscription_checkout
+from cli.sample_events.credit_notes import credit_note
 from cli.sample_events.customers import customer
 from cli.sample_events.disputes import dispute
 from cli.sample_events.events import Step, event
@@ -180,6 +181,42 @@ def charge_refunded(story: Story) -> list[Step]:
     ]
 
 
+def _credit_note_story(event_type: str) -> Callable[[Story], list[Step]]:
+    """A paid starter renewal credited back in full to the customer's balance: the period's
+    credits are taken back; `credit_note.voided` voids it again and gives them back."""
+
+    def build(story: Story) -> list[Step]:
+        ids, plan = SubscriptionIds.new(), story.starter
+        invoice_id, credit_note_id = stripe_id("in"), stripe_id("cn")
+        renewal = invoice(
+            story, ids, plan, invoice_id=invoice_id, billing_reason="subscription_cycle"
+        )
+        steps = [
+            *_customers_subscription(story, plan, ids),
+            Step("invoice.paid", renewal),
+            Step(
+                "credit_note.created",
+                credit_note(story, plan, credit_note_id=credit_note_id, invoice_id=invoice_id),
+                by_request=event_type == "credit_note.created",
+            ),
+        ]
+        if event_type == "credit_note.voided":
+            voided = credit_note(
+                story, plan, credit_note_id=credit_note_id, invoice_id=invoice_id, voided=True
+            )
+            steps.append(
+                Step(
+                    event_type,
+                    voided,
+                    previous_attributes={"status": "issued", "voided_at": None},
+                    by_request=True,
+                )
+            )
+        return steps
+
+    return build
+
+
 def _dispute_story(event_type: str) -> Callable[[Story], list[Step]]:
     """A credit pack bought, then charged back: `created` holds its credits and tells the
     admins; the later events carry on from an opened dispute to where their type says."""
@@ -239,6 +276,8 @@ BUILDERS: dict[str, Callable[[Story], list[Step]]] = {
     "invoice.upcoming": lifecycle.invoice_upcoming,
     "invoice_payment.paid": lifecycle.invoice_payment_paid,
     "charge.refunded": charge_refunded,
+    "credit_note.created": _credit_note_story("credit_note.created"),
+    "credit_note.voided": _credit_note_story("credit_note.voided"),
     "charge.dispute.created": _dispute_story("charge.dispute.created"),
     "charge.dispute.updated": _dispute_story("charge.dispute.updated"),
     "charge.dispute.closed": _dispute_story("charge.dispute.closed"),

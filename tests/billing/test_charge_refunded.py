@@ -9,6 +9,7 @@ from tests.support.stripe_events import (
     CREDITS,
     Ids,
     balance,
+    known_customer,
     ledger,
     process_ok,
     stripe_event,
@@ -80,3 +81,31 @@ def test_a_refund_of_a_payment_that_granted_nothing_changes_nothing():
     process_ok(refund_event(ids, API_VERSIONS[-1], 2900))
 
     assert ledger(ids.customer) == []
+
+
+OLDEST = API_VERSIONS[0]
+
+
+@pytest.mark.parametrize("fact", ["charge.refunded", "charge.dispute.created"])
+@pytest.mark.parametrize("order", ["pack first", "pack last"])
+def test_a_2017_pack_charge_without_its_payment_intent_is_found_by_the_charge(
+    stripe_fake, fact, order
+):
+    """Charges of 2017-08-15 name no payment intent: the pack learns its charge from Stripe
+    when granted, so that the charge's refund or dispute finds it, in either order."""
+    ids = known_customer(Ids(pack="small"))
+    stripe_fake.payment_intents[ids.payment_intent] = {
+        "id": ids.payment_intent,
+        "object": "payment_intent",
+        "latest_charge": ids.charge,
+    }
+    pack = stripe_event("checkout.session.completed", ids, api_version=OLDEST, variant="payment")
+    taking = stripe_event(fact, ids, api_version=OLDEST)
+    charge = taking["data"]["object"]
+    if fact == "charge.refunded":
+        charge.update(invoice=None, amount=2900, amount_refunded=2900)
+    assert charge.get("payment_intent") is None
+    for event in [pack, taking] if order == "pack first" else [taking, pack]:
+        process_ok(event)
+
+    assert balance(ids.customer) == 0  # was 500: nothing found the pack

@@ -51,7 +51,9 @@ def grant_without_payment_ids(ids: Ids, fake: StripeFake) -> None:
         "data"
     ]["object"]
     process_ok(stripe_event("customer.subscription.created", ids))
-    process_ok(stripe_event("checkout.session.completed", ids))
+    checkout = stripe_event("checkout.session.completed", ids)
+    checkout["data"]["object"]["metadata"]["plan"] = "pro"  # as the platform's sessions do
+    process_ok(checkout)
     assert balance(ids.customer) == CREDITS["pro"]
 
 

@@ -123,7 +123,7 @@ def test_an_upgrade_is_granted_when_its_proration_is_paid_and_only_once(api_vers
 
     (grant,) = upgrade_grants(ids.customer)
     assert grant.amount == UPGRADE
-    assert grant.source_id == f"{ids.subscription}:{PRO}:{1767225600}"
+    assert grant.source_id == f"{ids.subscription}:{PRO}:{1767225600}:{NOW + 1}"  # the change
     assert grant.stripe_invoice_id == paid_by.invoice
     assert grant.charge_id == (None if api_version in INVOICE_PAYMENT_LEFT_OUT else paid_by.charge)
     assert balance(ids.customer) == CREDITS["starter"] + UPGRADE
@@ -222,7 +222,7 @@ def test_a_renewal_carrying_the_proration_pays_for_the_upgrade_and_a_refund_take
 
     assert [(kind, source, amount) for kind, source, amount in ledger(ids.customer)][1:] == [
         ("plan_credits", renewal.invoice, CREDITS["pro"]),
-        ("upgrade_credits", f"{ids.subscription}:{PRO}:1767225600", UPGRADE),
+        ("upgrade_credits", f"{ids.subscription}:{PRO}:1767225600:{NOW}", UPGRADE),
     ]
     (receipt,) = emails(f"receipt:{renewal.invoice}")
     assert receipt.context["credits_granted"] == CREDITS["pro"] + UPGRADE
@@ -273,7 +273,10 @@ def test_an_unpaid_step_counts_for_nothing_until_it_is_paid():
     process_ok(proration_invoice(to_team, old_price=PRO, new_price=TEAM))
 
     assert [(g.source_id, g.amount) for g in upgrade_grants(ids.customer)] == [
-        (f"{ids.subscription}:{TEAM}:1767225600", prorated(CREDITS["team"] - CREDITS["pro"]))
+        (
+            f"{ids.subscription}:{TEAM}:1767225600:{NOW + 2}",
+            prorated(CREDITS["team"] - CREDITS["pro"]),
+        )
     ]
     # Paid late, the pro step adds its own prorated difference: each step pays for its own.
     process_ok(proration_invoice(to_pro, old_price=STARTER, new_price=PRO))

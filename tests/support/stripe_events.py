@@ -92,6 +92,7 @@ class Ids:
     dispute: str = field(default_factory=lambda: _unique("du"))
     pack: str = "small"
     invoice_payment: str = field(default_factory=lambda: _unique("inpay"))
+    credit_note: str = field(default_factory=lambda: _unique("cn"))
 
     def next_invoice(self) -> Ids:
         """The same subscription's next invoice, paid by a new payment."""

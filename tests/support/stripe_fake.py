@@ -1,9 +1,9 @@
 """A small Stripe fake over HTTP for the calls localstripe lacks: disputes (modify, close),
-charges, invoice payments, subscriptions (list with `starting_after`, retrieve, update with a
-new price and proration, cancel), customers, Checkout Sessions, billing portal sessions, the
-account and undelivered events. It holds the objects a test puts in, answers in Stripe's shapes
-and error format, replays the answer of a repeated `Idempotency-Key` as Stripe does, and
-records every request with its headers.
+charges, payment intents, invoice payments, subscriptions (list with `starting_after`,
+retrieve, update with a new price and proration, cancel), customers, Checkout Sessions,
+billing portal sessions, the account and undelivered events. It holds the objects a test puts
+in, answers in Stripe's shapes and error format, replays the answer of a repeated
+`Idempotency-Key` as Stripe does, and records every request with its headers.
 
 `fail_next` holds canned answers (status, body[, headers]) served, one per request, before any
 route: how the tests make Stripe decline a card, rate limit (`rate_limited()`) or fail.
@@ -100,6 +100,7 @@ class StripeFake:
     def __init__(self) -> None:
         self.disputes: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
+        self.payment_intents: dict[str, dict[str, Any]] = {}
         self.invoice_payments: list[dict[str, Any]] = []
         self.subscriptions: dict[str, dict[str, Any]] = {}  # in listing order
         # What a retrieve answers for a subscription that changed after it was listed.
@@ -232,6 +233,8 @@ class StripeFake:
                 return 200, self.invoices[invoice_id]
             case "GET", ["charges", charge_id] if charge_id in self.charges:
                 return 200, self.charges[charge_id]
+            case "GET", ["payment_intents", intent] if intent in self.payment_intents:
+                return 200, self.payment_intents[intent]
             case "GET", ["subscriptions", subscription_id] if subscription_id in self.subscriptions:
                 return 200, self.subscriptions[subscription_id]
             case "GET", ["invoice_payments"]:

@@ -77,6 +77,7 @@ def test_each_type_is_a_stripe_event_of_that_type_with_new_ids(event_type):
             "invoice",
             "checkout.session",
             "charge",
+            "credit_note",
             "dispute",
             "invoice_payment",
         )
