@@ -1,7 +1,7 @@
 """accounts.deleted_at, invoice_payments, checkout_expirations: what the lifecycle events keep
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-07
 
 - `accounts.deleted_at`: `customer.deleted` marks the account deleted (its ledger and history
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
