@@ -18,7 +18,9 @@ from billing.checkout import checkout_completed
 from billing.context import BillingContext
 from billing.disputes import dispute_event
 from billing.events import StripeEvent
+from billing.fraud_warnings import fraud_warning_event
 from billing.invoices import invoice_paid, invoice_payment_failed
+from billing.purchases import charge_succeeded
 from billing.refunds import charge_refunded
 from billing.subscriptions import subscription_changed
 
@@ -57,6 +59,14 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.closed": dispute_event,
     "charge.dispute.funds_withdrawn": dispute_event,
     "charge.dispute.funds_reinstated": dispute_event,
+    # --- Early fraud warnings (Visa TC40, Mastercard SAFE): most become fraud disputes. Hold
+    # the payment's credits (keyed by the warning id, replaced by a later dispute's hold),
+    # alert admins, and with EFW_ACTION refund the charge before the dispute comes.
+    "radar.early_fraud_warning.created": fraud_warning_event,
+    "radar.early_fraud_warning.updated": fraud_warning_event,
+    # --- Payments: the card (fingerprint, brand, network) and the buyer of each successful
+    # charge, for dispute evidence (Visa CE 3.0) and the networks' monitoring ratios.
+    "charge.succeeded": charge_succeeded,
 }
 
 

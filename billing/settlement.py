@@ -3,7 +3,8 @@ stored about it, whatever order they came in.
 
 The facts: what the payment bought (the grants carrying its ids or its invoice's: a plan
 period, an upgrade's top-up, a pack), what has been refunded of it (`payment_refunds`, the
-largest cumulative amount seen), and its disputes with their status (`disputes`). Each new
+largest cumulative amount seen), its disputes with their status (`disputes`), and the card
+network's early fraud warnings on it (`early_fraud_warnings`). Each new
 fact records itself and then calls `bring_ledger_to`, which compares what `settle` says the
 refunds and disputes should have taken with what the ledger's entries for the payment took,
 and appends the difference: append-only, each entry keyed (a duplicate is a no-op). A fact
@@ -21,8 +22,13 @@ from sqlalchemy.orm import Session
 
 from db import ledger
 from db.invoices import paid_by
-from db.models import CreditEntry, CreditKind
-from db.payment_facts import disputes_of_payment, invoice_payment, refunds_of_payment
+from db.models import CreditEntry, CreditKind, EarlyFraudWarning
+from db.payment_facts import (
+    disputes_of_payment,
+    invoice_payment,
+    refunds_of_payment,
+    warnings_of_payment,
+)
 
 # A won chargeback gives its hold back; so does a `prevented` one, which Stripe settles with a
 # refund (the refund then takes the credits back itself).
@@ -42,6 +48,7 @@ class PaymentFacts:
     granted: int  # the credits the payment bought
     refunds: Sequence[Refunded] = ()
     chargeback_statuses: Sequence[str] = ()  # disputes that are not inquiries
+    fraud_warned: bool = False  # an early fraud warning names the payment's charge
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +57,17 @@ class Targets:
 
     refund: int
     dispute: int
+    fraud_warning: int = 0
 
 
 def settle(facts: PaymentFacts) -> Targets:
     """Refunds take back the refunded share of what was bought; an open or lost chargeback
     holds back the rest; a won (or prevented) one holds nothing. Nothing is taken beyond
-    what was bought, so the balance never pays back more than the customer paid for."""
+    what was bought, so the balance never pays back more than the customer paid for.
+
+    An early fraud warning holds back the rest like a chargeback, until a chargeback on the
+    payment takes over (its own hold, or none once won) or refunds take it all: the credits
+    are never held twice."""
     if facts.granted <= 0:
         return Targets(refund=0, dispute=0)
     refunded = 0
@@ -65,7 +77,9 @@ def settle(facts: PaymentFacts) -> Targets:
             refunded = max(refunded, share)
     holding = any(status not in RELEASING_STATUSES for status in facts.chargeback_statuses)
     held = facts.granted - refunded if holding else 0
-    return Targets(refund=-refunded, dispute=-held)
+    warned = facts.fraud_warned and not facts.chargeback_statuses
+    warning_held = facts.granted - refunded if warned else 0
+    return Targets(refund=-refunded, dispute=-held, fraud_warning=-warning_held)
 
 
 def bring_ledger_to(
@@ -104,11 +118,15 @@ def bring_ledger_to(
         )
         if not d.is_inquiry
     ]
+    warnings = warnings_of_payment(
+        session, payment_intent_id=payment_intent_id, charge_id=charge_id
+    )
     targets = settle(
         PaymentFacts(
             granted=sum(grant.amount for grant in grants),
             refunds=[Refunded(amount=r.amount, refunded=r.amount_refunded) for r in refunds],
             chargeback_statuses=[d.status for d in disputes],
+            fraud_warned=bool(warnings),
         )
     )
     account_id = grants[0].account_id
@@ -145,7 +163,40 @@ def bring_ledger_to(
             ),
             **ids,
         )
+    _bring_warning_hold_to(session, targets, warnings, account_id, stripe_event_id, ids)
     return targets
+
+
+def _bring_warning_hold_to(
+    session: Session,
+    targets: Targets,
+    warnings: Sequence[EarlyFraudWarning],
+    account_id: int,
+    stripe_event_id: str | None,
+    ids: dict[str, str | None],
+) -> None:
+    """The fraud warnings' hold, keyed by the (first) warning's id; released as a chargeback
+    or a refund takes over."""
+    kinds = (CreditKind.FRAUD_WARNING_HOLD, CreditKind.FRAUD_WARNING_RELEASE)
+    held = _taken(session, kinds=kinds, **ids)
+    if targets.fraud_warning == held or not warnings:
+        return
+    warning_id = warnings[0].stripe_warning_id
+    difference = targets.fraud_warning - held
+    ledger.add_adjustment(
+        session,
+        account_id=account_id,
+        kind=CreditKind.FRAUD_WARNING_HOLD if difference < 0 else CreditKind.FRAUD_WARNING_RELEASE,
+        key=warning_id,
+        amount=difference,
+        stripe_event_id=stripe_event_id,
+        description=(
+            f"held back after early fraud warning {warning_id}"
+            if difference < 0
+            else f"early fraud warning {warning_id}: a refund or a chargeback took over"
+        ),
+        **ids,
+    )
 
 
 def _taken(

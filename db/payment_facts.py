@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.invoices import paid_by
-from db.models import Dispute, Invoice, PaymentRefund
+from db.models import Dispute, EarlyFraudWarning, Invoice, PaymentRefund
 
 
 def record_refund(
@@ -83,6 +83,17 @@ def disputes_of_payment(
     if match is None:
         return []
     return list(session.scalars(select(Dispute).where(match).order_by(Dispute.id)))
+
+
+def warnings_of_payment(
+    session: Session, *, payment_intent_id: str | None, charge_id: str | None
+) -> list[EarlyFraudWarning]:
+    match = paid_by(EarlyFraudWarning, payment_intent_id=payment_intent_id, charge_id=charge_id)
+    if match is None:
+        return []
+    return list(
+        session.scalars(select(EarlyFraudWarning).where(match).order_by(EarlyFraudWarning.id))
+    )
 
 
 def invoice_payment(session: Session, *, invoice_id: str) -> tuple[str | None, str | None]:

@@ -83,6 +83,8 @@ class Ids:
     dispute: str = field(default_factory=lambda: _unique("du"))
     pack: str = "small"
     invoice_payment: str = field(default_factory=lambda: _unique("inpay"))
+    warning: str = field(default_factory=lambda: _unique("issfr"))
+    card_fingerprint: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     def next_invoice(self) -> Ids:
         """The same subscription's next invoice, paid by a new payment."""

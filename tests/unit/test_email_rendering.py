@@ -21,6 +21,8 @@ TEMPLATES = [
     "dispute_opened",
     "dispute_closed",
     "dispute_evidence_due",
+    "fraud_warning",
+    "dispute_ratio",
 ]
 
 
