@@ -16,6 +16,7 @@ import logging
 from datetime import datetime
 
 import sentry_sdk
+import stripe
 from sqlalchemy.orm import Session
 
 from billing.cancellation import cancel_live_subscription
@@ -187,14 +188,22 @@ def _apply_policy(
             amount,
         )
         return
-    ctx.stripe.v1.refunds.create(
-        params={
-            "charge": warning.charge_id,
-            "reason": "fraudulent",
-            "metadata": {"early_fraud_warning": warning.stripe_warning_id},
-        },
-        options={"idempotency_key": f"efw-refund:{warning.stripe_warning_id}"},
-    )
+    try:
+        ctx.stripe.v1.refunds.create(
+            params={
+                "charge": warning.charge_id,
+                "reason": "fraudulent",
+                "metadata": {"early_fraud_warning": warning.stripe_warning_id},
+            },
+            options={"idempotency_key": f"efw-refund:{warning.stripe_warning_id}"},
+        )
+    except stripe.InvalidRequestError as exc:
+        # Already refunded or disputed in the meantime (Stripe refuses both): the hold stays
+        # until that refund's or dispute's own event settles the payment.
+        log.warning(
+            "early fraud warning %s: refund refused by Stripe: %s", warning.stripe_warning_id, exc
+        )
+        return
     warning.refund_requested_at = ctx.now()
     session.flush()
     log.info("early fraud warning %s: charge refunded by policy", warning.stripe_warning_id)
