@@ -20,17 +20,23 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from billing.context import BillingContext
 from billing.notices import notify_admins
 from billing.purchases import store_charge
-from db.fraud_warnings import warnings_between
-from db.models import Account, Dispute, DisputeRatioSnapshot, Invoice, PaymentRecord
-from db.purchases import payments_between
+from db.models import (
+    Account,
+    Dispute,
+    DisputeRatioSnapshot,
+    EarlyFraudWarning,
+    Invoice,
+    PaymentRecord,
+)
 
 log = logging.getLogger("billing.dispute_rates")
 
@@ -75,27 +81,19 @@ def previous_month(month: str) -> str:
 def network_rates(session: Session, ctx: BillingContext, *, month: str) -> list[NetworkRate]:
     """Every monitored network's figures for the month (all listed, even without payments)."""
     start, end = parse_month(month)
-    payments = payments_between(session, start=start, end=end)
     previous_start, _ = parse_month(previous_month(month))
-    previous = payments_between(session, start=previous_start, end=start)
-    settled, settled_before = _by_network(payments), _by_network(previous)
-    network_of = _networks_of_charges(session, payments)
-    reports: Counter[str] = Counter()
-    for warning in warnings_between(session, start=start, end=end):
-        reports[network_of.get(warning.charge_id) or "unknown"] += 1
-    disputes: Counter[str] = Counter()
-    for dispute in _chargebacks_between(session, start=start, end=end):
-        network = (dispute.network or network_of.get(dispute.charge_id or "") or "unknown").lower()
-        disputes[network] += 1
+    settled = _settled(session, start=start, end=end)
+    settled_before = _settled(session, start=previous_start, end=start)
+    reports = _counted(session, EarlyFraudWarning, start=start, end=end)
+    disputes = _counted(session, Dispute, start=start, end=end)
     settings = ctx.settings
-    visa_count = reports["visa"] + disputes["visa"]
     return [
         _rate(
             "visa",
             settled=settled["visa"],
             fraud_reports=reports["visa"],
             disputes=disputes["visa"],
-            count=visa_count,
+            count=reports["visa"] + disputes["visa"],
             threshold=settings.dispute_ratio_visa_threshold,
             count_threshold=settings.dispute_count_visa_threshold,
             share=settings.dispute_ratio_warning_share,
@@ -111,6 +109,45 @@ def network_rates(session: Session, ctx: BillingContext, *, month: str) -> list[
             share=settings.dispute_ratio_warning_share,
         ),
     ]
+
+
+def _network(*columns: Any) -> Any:
+    return func.lower(func.coalesce(*columns, "unknown"))
+
+
+def _settled(session: Session, *, start: datetime, end: datetime) -> Counter[str]:
+    """Successful charges Stripe created in [start, end), by card network (one query)."""
+    network = _network(PaymentRecord.card_network, PaymentRecord.card_brand)
+    rows = session.execute(
+        select(network, func.count())
+        .where(PaymentRecord.stripe_created >= start, PaymentRecord.stripe_created < end)
+        .group_by(network)
+    ).all()
+    return Counter({str(name): int(count) for name, count in rows})
+
+
+def _counted(
+    session: Session,
+    table: type[EarlyFraudWarning] | type[Dispute],
+    *,
+    start: datetime,
+    end: datetime,
+) -> Counter[str]:
+    """Fraud reports or chargebacks Stripe created in [start, end), by the network of their
+    charge (a dispute also says its own card brand)."""
+    record = aliased(PaymentRecord)
+    own = (table.network,) if table is Dispute else ()  # type: ignore[union-attr]
+    network = _network(*own, record.card_network, record.card_brand)
+    query = (
+        select(network, func.count())
+        .select_from(table)
+        .outerjoin(record, record.charge_id == table.charge_id)
+        .where(table.stripe_created >= start, table.stripe_created < end)
+        .group_by(network)
+    )
+    if table is Dispute:
+        query = query.where(Dispute.is_inquiry.is_(False))
+    return Counter({str(name): int(count) for name, count in session.execute(query).all()})
 
 
 def _rate(
@@ -140,30 +177,6 @@ def _rate(
         threshold=threshold,
         count_threshold=count_threshold,
         status=status,
-    )
-
-
-def _by_network(payments: list[PaymentRecord]) -> Counter[str]:
-    return Counter((p.card_network or p.card_brand or "unknown").lower() for p in payments)
-
-
-def _networks_of_charges(session: Session, known: list[PaymentRecord]) -> dict[str, str]:
-    """Every stored charge's network (a warning or dispute may be on an older charge)."""
-    rows = session.execute(
-        select(PaymentRecord.charge_id, PaymentRecord.card_network, PaymentRecord.card_brand)
-    ).all()
-    return {charge: (network or brand or "unknown").lower() for charge, network, brand in rows}
-
-
-def _chargebacks_between(session: Session, *, start: datetime, end: datetime) -> list[Dispute]:
-    return list(
-        session.scalars(
-            select(Dispute).where(
-                Dispute.is_inquiry.is_(False),
-                Dispute.stripe_created >= start,
-                Dispute.stripe_created < end,
-            )
-        )
     )
 
 

@@ -64,6 +64,7 @@ def fraud_warning_event(session: Session, ctx: BillingContext, event: StripeEven
     if created or event.time >= row.state_as_of:
         _store(row, warning, intent=intent, as_of=event.time)
     row.account_id = row.account_id or (account.id if account else None)
+    row.stripe_invoice_id = row.stripe_invoice_id or invoice_id
     session.flush()
     if created:
         _report(row)

@@ -4,11 +4,13 @@ The platform's own Checkout records the buyer's IP and device (`record_checkout`
 successful charge (`charge.succeeded`) is stored with its card's fingerprint, brand and
 network, and the user id, Visa CE 3.0's "customer account id"; once the Checkout that paid
 it completes (`checkout.session.completed`, in either order) the charge takes that
-Checkout's IP and device. A renewal, which no buyer clicks, inherits the user, and the card
-when its charge does not name one."""
+Checkout's IP and device (or the `buyer_ip` and `device_fingerprint` metadata of a Checkout
+the host application opened itself). A renewal, which no buyer clicks, inherits the user,
+and the card when its charge does not name one."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -118,6 +120,7 @@ def checkout_paid(session: Session, checkout: StripeDict) -> None:
         return
     intent = object_id(checkout.get("payment_intent"))
     invoice_id = object_id(checkout.get("invoice"))
+    _context_from_metadata(session, checkout)
     context = complete_checkout_context(
         session, checkout_session_id=session_id, payment_intent_id=intent, invoice_id=invoice_id
     )
@@ -128,3 +131,28 @@ def checkout_paid(session: Session, checkout: StripeDict) -> None:
         record.ip_address = record.ip_address or context.ip_address
         record.device_fingerprint = record.device_fingerprint or context.device_fingerprint
     session.flush()
+
+
+def _context_from_metadata(session: Session, checkout: StripeDict) -> None:
+    """A Checkout the host application opened itself may carry the buyer's context in its
+    metadata (`buyer_ip`, `device_fingerprint`): kept like the platform's own, unless the
+    platform recorded the session itself."""
+    metadata = checkout.get("metadata") or {}
+    user_id = checkout.get("client_reference_id")
+    ip, device = _ip(metadata.get("buyer_ip")), metadata.get("device_fingerprint") or None
+    if not user_id or not (ip or device):
+        return
+    record_checkout_context(
+        session,
+        checkout_session_id=checkout["id"],
+        user_id=str(user_id),
+        ip_address=ip,
+        device_fingerprint=str(device) if device else None,
+    )
+
+
+def _ip(value: object) -> str | None:
+    try:
+        return str(ipaddress.ip_address(str(value))) if value else None
+    except ValueError:
+        return None

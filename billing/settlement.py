@@ -106,9 +106,13 @@ def bring_ledger_to(
     refunds = refunds_of_payment(
         session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
     )
-    for refund in refunds:  # a refund names the ids the invoice may not (newer API versions)
-        payment_intent_id = payment_intent_id or refund.payment_intent_id
-        charge_id = charge_id or refund.charge_id
+    warnings = warnings_of_payment(
+        session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
+    )
+    # A refund or a warning names the ids the invoice may not (newer API versions).
+    for fact in [*refunds, *warnings]:
+        payment_intent_id = payment_intent_id or fact.payment_intent_id
+        charge_id = charge_id or fact.charge_id
     if not grants:
         return None
     disputes = [
@@ -118,8 +122,9 @@ def bring_ledger_to(
         )
         if not d.is_inquiry
     ]
+    # Again with the ids the facts named: a warning of the same charge found by its id.
     warnings = warnings_of_payment(
-        session, payment_intent_id=payment_intent_id, charge_id=charge_id
+        session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
     )
     targets = settle(
         PaymentFacts(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import EarlyFraudWarning
@@ -30,23 +29,4 @@ def lock_warning_row(
             "actionable": actionable,
             "state_as_of": as_of,
         },
-    )
-
-
-def find_warning(session: Session, *, warning_id: str) -> EarlyFraudWarning | None:
-    return session.scalar(
-        select(EarlyFraudWarning).where(EarlyFraudWarning.stripe_warning_id == warning_id)
-    )
-
-
-def warnings_between(
-    session: Session, *, start: datetime, end: datetime
-) -> list[EarlyFraudWarning]:
-    """Warnings Stripe created in [start, end)."""
-    return list(
-        session.scalars(
-            select(EarlyFraudWarning).where(
-                EarlyFraudWarning.stripe_created >= start, EarlyFraudWarning.stripe_created < end
-            )
-        )
     )

@@ -387,6 +387,9 @@ class EarlyFraudWarning(Base):
     stripe_warning_id: Mapped[str] = mapped_column(Text, unique=True)  # `issfr_...`
     charge_id: Mapped[str] = mapped_column(Text, index=True)
     payment_intent_id: Mapped[str | None] = mapped_column(Text, index=True)
+    # The invoice the charge paid, when known: how a period's grant that names no payment
+    # (newer API versions) finds the warning.
+    stripe_invoice_id: Mapped[str | None] = mapped_column(Text, index=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     fraud_type: Mapped[str | None] = mapped_column(Text)
     actionable: Mapped[bool]

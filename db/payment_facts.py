@@ -86,13 +86,24 @@ def disputes_of_payment(
 
 
 def warnings_of_payment(
-    session: Session, *, payment_intent_id: str | None, charge_id: str | None
+    session: Session,
+    *,
+    payment_intent_id: str | None,
+    charge_id: str | None,
+    invoice_id: str | None,
 ) -> list[EarlyFraudWarning]:
+    conditions = []
     match = paid_by(EarlyFraudWarning, payment_intent_id=payment_intent_id, charge_id=charge_id)
-    if match is None:
+    if match is not None:
+        conditions.append(match)
+    if invoice_id:
+        conditions.append(EarlyFraudWarning.stripe_invoice_id == invoice_id)
+    if not conditions:
         return []
     return list(
-        session.scalars(select(EarlyFraudWarning).where(match).order_by(EarlyFraudWarning.id))
+        session.scalars(
+            select(EarlyFraudWarning).where(or_(*conditions)).order_by(EarlyFraudWarning.id)
+        )
     )
 
 

@@ -131,14 +131,3 @@ def payments_of_card(
             .order_by(PaymentRecord.stripe_created)
         )
     )
-
-
-def payments_between(session: Session, *, start: datetime, end: datetime) -> list[PaymentRecord]:
-    """Successful charges Stripe created in [start, end)."""
-    return list(
-        session.scalars(
-            select(PaymentRecord).where(
-                PaymentRecord.stripe_created >= start, PaymentRecord.stripe_created < end
-            )
-        )
-    )

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("stripe_warning_id", sa.Text(), nullable=False),
         sa.Column("charge_id", sa.Text(), nullable=False),
         sa.Column("payment_intent_id", sa.Text(), nullable=True),
+        sa.Column("stripe_invoice_id", sa.Text(), nullable=True),
         sa.Column("account_id", sa.BigInteger(), sa.ForeignKey("accounts.id"), nullable=True),
         sa.Column("fraud_type", sa.Text(), nullable=True),
         sa.Column("actionable", sa.Boolean(), nullable=False),
@@ -54,7 +55,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("stripe_warning_id"),
     )
-    for column in ("charge_id", "payment_intent_id", "account_id"):
+    for column in ("charge_id", "payment_intent_id", "stripe_invoice_id", "account_id"):
         op.create_index(f"ix_early_fraud_warnings_{column}", "early_fraud_warnings", [column])
 
     op.create_table(
