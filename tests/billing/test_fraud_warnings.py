@@ -71,11 +71,11 @@ def test_a_later_dispute_replaces_the_warnings_hold_and_a_won_one_gives_all_back
 
     process_ok(dispute_event("charge.dispute.created", ids, created=T0 + 1))
 
-    assert kinds(ids) == [
+    assert kinds(ids) == [  # in one transaction: the balance never shows both holds
         ("plan_credits", PRO),
         ("fraud_warning_hold", -PRO),
-        ("fraud_warning_release", PRO),
         ("dispute_hold", -PRO),
+        ("fraud_warning_release", PRO),
     ]
     process_ok(dispute_event("charge.dispute.closed", ids, created=T0 + 2, status="won"))
     process_ok(warning(ids, "updated", created=T0 + 3))
