@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -27,6 +28,7 @@ from db.purchases import (
     checkout_context_of_payment,
     complete_checkout_context,
     find_payment_record,
+    has_recent_checkout,
     latest_card_of_account,
     record_checkout_context,
     records_of_payment,
@@ -34,6 +36,9 @@ from db.purchases import (
 )
 
 log = logging.getLogger("billing.purchases")
+
+# A Checkout Session expires 24 hours after it is opened: a charge later than that is not its.
+CHECKOUT_LIFETIME = timedelta(hours=24)
 
 
 def record_checkout(
@@ -77,8 +82,10 @@ def store_charge(
         stored = find_invoice_of_payment(session, payment_intent_id=intent, charge_id=charge_id)
         invoice_id = stored.stripe_invoice_id if stored else None
     context = checkout_context_of_payment(session, payment_intent_id=intent, invoice_id=invoice_id)
-    if context is None and invoice_id is None and ctx.stripe is not None:
-        # Newer API versions name neither side: only Stripe knows a subscription's invoice.
+    paid_at = timestamp(charge.get("created")) or ctx.now()
+    if context is None and invoice_id is None and _may_be_a_checkout(session, account, paid_at):
+        # Newer API versions name neither side: only Stripe knows a subscription's first
+        # invoice. A renewal (no Checkout of the user lately) is not worth the call.
         invoice_id = invoice_of_payment(ctx, intent)
         context = checkout_context_of_payment(
             session, payment_intent_id=None, invoice_id=invoice_id
@@ -96,7 +103,7 @@ def store_charge(
         "amount": int(charge.get("amount") or 0),
         "currency": charge.get("currency"),
         "description": charge.get("description"),
-        "stripe_created": timestamp(charge.get("created")) or ctx.now(),
+        "stripe_created": paid_at,
     }
     if not values["card_fingerprint"] and account is not None:
         earlier = latest_card_of_account(session, account_id=account.id)
@@ -111,6 +118,13 @@ def store_charge(
     assert record is not None
     session.refresh(record)
     return record
+
+
+def _may_be_a_checkout(session: Session, account: Account | None, paid_at: datetime) -> bool:
+    if account is None or account.user_id is None:
+        return False
+    since = paid_at - CHECKOUT_LIFETIME
+    return has_recent_checkout(session, user_id=account.user_id, since=since)
 
 
 def checkout_paid(session: Session, checkout: StripeDict) -> None:

@@ -110,6 +110,7 @@ def bring_ledger_to(
         session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
     )
     # A refund or a warning names the ids the invoice may not (newer API versions).
+    known_ids = (payment_intent_id, charge_id)
     for fact in [*refunds, *warnings]:
         payment_intent_id = payment_intent_id or fact.payment_intent_id
         charge_id = charge_id or fact.charge_id
@@ -122,10 +123,11 @@ def bring_ledger_to(
         )
         if not d.is_inquiry
     ]
-    # Again with the ids the facts named: a warning of the same charge found by its id.
-    warnings = warnings_of_payment(
-        session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
-    )
+    if (payment_intent_id, charge_id) != known_ids:
+        # Again with the ids the facts named: a warning found by the charge's id alone.
+        warnings = warnings_of_payment(
+            session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
+        )
     targets = settle(
         PaymentFacts(
             granted=sum(grant.amount for grant in grants),
@@ -182,9 +184,11 @@ def _bring_warning_hold_to(
 ) -> None:
     """The fraud warnings' hold, keyed by the (first) warning's id; released as a chargeback
     or a refund takes over."""
+    if not warnings:  # never warned: nothing was ever held (warnings are never deleted)
+        return
     kinds = (CreditKind.FRAUD_WARNING_HOLD, CreditKind.FRAUD_WARNING_RELEASE)
     held = _taken(session, kinds=kinds, **ids)
-    if targets.fraud_warning == held or not warnings:
+    if targets.fraud_warning == held:
         return
     warning_id = warnings[0].stripe_warning_id
     difference = targets.fraud_warning - held

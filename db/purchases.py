@@ -69,6 +69,18 @@ def checkout_context_of_payment(
     )
 
 
+def has_recent_checkout(session: Session, *, user_id: str, since: datetime) -> bool:
+    """Whether the user opened a Checkout here since then (a charge may be its payment)."""
+    return (
+        session.scalar(
+            select(CheckoutContext.id)
+            .where(CheckoutContext.user_id == user_id, CheckoutContext.created_at >= since)
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def upsert_payment_record(session: Session, *, charge_id: str, values: dict[str, Any]) -> None:
     """Store what is known of the charge; a later fact fills what an earlier one lacked and
     never erases it, so events in any order leave the same row."""
