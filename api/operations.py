@@ -76,6 +76,23 @@ def submit_evidence(
     return row
 
 
+def submit_draft(
+    session: Session, ctx: BillingContext, *, dispute_id: str, actor: Actor
+) -> Dispute:
+    """Submit the platform's evidence draft (with Visa CE 3.0's enhanced evidence when the
+    dispute qualifies), record it and commit. Refusals, `SmartDisputesInCharge` among them,
+    propagate."""
+    row = dispute_actions.submit_draft(session, ctx, dispute_id=dispute_id)
+    actor.record(
+        session,
+        action=AdminActionKind.EVIDENCE_SUBMITTED,
+        target=dispute_id,
+        detail={"draft": True, "status": row.status},
+    )
+    session.commit()
+    return row
+
+
 def accept_dispute(
     session: Session, ctx: BillingContext, *, dispute_id: str, actor: Actor
 ) -> Dispute:

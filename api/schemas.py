@@ -265,12 +265,74 @@ EvidenceField = Literal[
 class EvidenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    evidence: dict[EvidenceField, Annotated[str, Field(max_length=20_000)]] = Field(
-        min_length=1, description="Text evidence, by Stripe's evidence field name."
+    evidence: dict[EvidenceField, Annotated[str, Field(max_length=20_000)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="Text evidence, by Stripe's evidence field name.",
     )
-    submit: bool = Field(
-        default=False, description="Submit to the bank now; otherwise only stage it."
+    use_draft: bool = Field(
+        default=False,
+        description=(
+            "Submit the platform's own draft (`GET .../evidence-draft`), with Visa CE 3.0's "
+            "`enhanced_evidence` when the dispute qualifies, instead of `evidence`."
+        ),
     )
+    submit: bool | None = Field(
+        default=None,
+        description=(
+            "Submit to the bank now; otherwise only stage it. Default: false for `evidence`, "
+            "true for `use_draft` (a draft is submitted, never staged)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _evidence_or_draft(self) -> EvidenceIn:
+        if self.use_draft == (self.evidence is not None):
+            raise ValueError("Send either `evidence` or `use_draft: true`, not both or neither.")
+        if self.use_draft and self.submit is False:
+            raise ValueError("A draft is submitted, never staged: leave `submit` out.")
+        return self
+
+
+class Ce3PriorOut(BaseModel):
+    charge: str
+    created: int  # Unix time
+    amount: int
+    matched: list[str]  # Visa CE 3.0 data elements equal to the disputed payment's
+
+
+class Ce3Out(BaseModel):
+    eligible: bool
+    reason: str
+    prior_transactions: list[Ce3PriorOut]
+
+
+class SubmissionOut(BaseModel):
+    method: str  # `manual`, `smart_disputes` or `not_submitted`
+    intended: str | None  # Stripe's `intended_submission_method`
+    smart_disputes: bool  # Smart Disputes has submitted or will submit
+
+
+class EvidenceDraftOut(BaseModel):
+    evidence: dict[str, str]
+    visa_ce3: Ce3Out
+    submission: SubmissionOut
+
+
+class NetworkRateOut(BaseModel):
+    network: str
+    settled: int
+    fraud_reports: int
+    disputes: int
+    ratio: float
+    threshold: float
+    count_threshold: int
+    status: Literal["ok", "warning", "over"]
+
+
+class DisputeRatesOut(BaseModel):
+    month: str
+    networks: list[NetworkRateOut]
 
 
 class DisputeList(BaseModel):

@@ -24,6 +24,7 @@ from billing.accounts import adopt_customer
 from billing.context import BillingContext
 from billing.events import StripeEvent
 from billing.invoices import grant_period_credits
+from billing.purchases import checkout_paid
 from billing.settlement import bring_ledger_to
 from billing.subscriptions import apply_stripe_subscription, fetch_subscription
 from core.plans import CreditPack, Plan
@@ -62,6 +63,8 @@ def checkout_completed(session: Session, ctx: BillingContext, event: StripeEvent
         subscription_checkout(session, ctx, account=account, checkout=checkout, event=event)
     elif checkout.get("mode") == "payment":
         pack_checkout(session, ctx, account=account, checkout=checkout, event=event)
+    if checkout.get("payment_status") in PAID:
+        checkout_paid(session, checkout)  # the buyer's IP and device join the payment
 
 
 def subscription_checkout(

@@ -9,6 +9,7 @@ from typing import Any
 import stripe
 from sqlalchemy.orm import Session
 
+from billing import evidence
 from billing.context import BillingContext
 from billing.disputes import CLOSED_STATUSES, apply_dispute
 from db.disputes import DisputeCause, find_dispute
@@ -21,6 +22,10 @@ class DisputeNotFound(LookupError):
 
 class DisputeClosed(Exception):
     pass
+
+
+class SmartDisputesInCharge(Exception):
+    """Stripe's Smart Disputes has submitted, or intends to submit, this dispute's evidence."""
 
 
 class StripeRequired(RuntimeError):
@@ -42,6 +47,44 @@ def submit_evidence(
         dispute_id,
         lambda client: client.v1.disputes.update(
             dispute_id, params={"evidence": dict(evidence), "submit": submit}
+        ),
+    )
+
+
+def evidence_draft(session: Session, ctx: BillingContext, *, dispute_id: str) -> dict[str, Any]:
+    """What `submit_draft` would send, with Visa CE 3.0's verdict and Smart Disputes' part."""
+    row = find_dispute(session, dispute_id=dispute_id)
+    if row is None:
+        raise DisputeNotFound(f"No dispute {dispute_id}.")
+    return evidence.evidence_draft(session, ctx, row)
+
+
+def submit_draft(session: Session, ctx: BillingContext, *, dispute_id: str) -> Dispute:
+    """Submit the draft with `Dispute.modify`, with Visa CE 3.0's `enhanced_evidence` when the
+    dispute qualifies. Refused while Smart Disputes is in charge or once it is closed."""
+    row = find_dispute(session, dispute_id=dispute_id)
+    if row is None:
+        raise DisputeNotFound(f"No dispute {dispute_id}.")
+    if row.status in CLOSED_STATUSES:
+        raise DisputeClosed(f"Dispute {dispute_id} is already closed ({row.status}).")
+    if evidence.smart_disputes_in_charge(row):
+        raise SmartDisputesInCharge(
+            f"Smart Disputes has submitted or will submit dispute {dispute_id} "
+            f"(submission_method {row.submission_method}, intended "
+            f"{row.intended_submission_method}); submitting too would overwrite it."
+        )
+    verdict = evidence.visa_ce3(session, row)
+    fields: dict[str, Any] = dict(evidence.text_evidence(session, ctx, row, verdict.disputed))
+    if verdict.eligible:
+        product = fields.get("product_description") or ctx.settings.product_name
+        fields["enhanced_evidence"] = evidence.enhanced_evidence(row, verdict, product)
+    return _act(
+        session,
+        ctx,
+        dispute_id,
+        lambda client: client.v1.disputes.update(
+            dispute_id,
+            params={"evidence": fields, "submit": True},  # type: ignore[typeddict-item]
         ),
     )
 

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sentry_sdk
-import stripe
 from sqlalchemy.orm import Session
 
+from billing.cancellation import cancel_live_subscription
 from billing.context import BillingContext
 from billing.dispute_notices import alert_admins
 from billing.events import StripeEvent
 from billing.payments import invoice_of_payment
-from billing.subscriptions import apply_stripe_subscription
 from billing.upgrades import settle_payment
 from core.stripe_objects import StripeDict, object_id, timestamp
 from db import ledger
@@ -40,7 +39,6 @@ from db.disputes import (
 )
 from db.locks import advisory_lock, lock_customer
 from db.models import Account, CreditEntry, CreditKind, Dispute
-from db.subscriptions import Cause, live_subscription
 
 log = logging.getLogger("billing.disputes")
 
@@ -150,6 +148,12 @@ def dispute_state(dispute: StripeDict) -> DisputeState:
         evidence_submission_count=int(evidence.get("submission_count") or 0),
         livemode=bool(dispute.get("livemode")),
         created=timestamp(dispute.get("created")),
+        network=card.get("brand"),
+        network_reason_code=card.get("network_reason_code"),
+        # Smart Disputes (2025-06-30 and 2025-09-30 previews, general in 2026-10-28.endive).
+        submission_method=evidence.get("submission_method"),
+        intended_submission_method=dispute.get("intended_submission_method"),
+        enhanced_eligibility=evidence.get("enhanced_eligibility") or None,
     )
 
 
@@ -290,39 +294,15 @@ def report(dispute: Dispute) -> None:
 def apply_lost_action(
     session: Session, ctx: BillingContext, dispute: Dispute, stripe_event_id: str | None
 ) -> None:
-    """DISPUTE_LOST_ACTION=cancel_subscription: a lost chargeback ends the live subscription."""
+    """DISPUTE_LOST_ACTION=cancel_subscription: a lost chargeback ends the live subscription,
+    once per dispute (Stripe's idempotency key `dispute-lost:<dispute id>`)."""
     if ctx.settings.dispute_lost_action != "cancel_subscription" or dispute.account_id is None:
         return
-    subscription = live_subscription(session, account_id=dispute.account_id)
-    if subscription is None:
-        return
-    subscription_id = subscription.stripe_subscription_id
-    if ctx.stripe is None:
-        log.warning(
-            "dispute %s lost: no Stripe key to cancel %s",
-            dispute.stripe_dispute_id,
-            subscription_id,
-        )
-        return
-    try:
-        canceled: StripeDict | None = ctx.stripe.v1.subscriptions.cancel(subscription_id).to_dict()
-    except stripe.InvalidRequestError as exc:
-        # Already canceled in Stripe (a late `deleted` event, or dunning got there first):
-        # store what Stripe has instead of failing the dispute's event for good.
-        log.info(
-            "dispute %s lost: %s not canceled: %s", dispute.stripe_dispute_id, subscription_id, exc
-        )
-        canceled = ctx.retrieve(lambda client: client.v1.subscriptions.retrieve(subscription_id))
-        if canceled is None:
-            return
-    account = session.get(Account, dispute.account_id)
-    assert account is not None
-    apply_stripe_subscription(
+    cancel_live_subscription(
         session,
         ctx,
-        account=account,
-        subscription=canceled,
-        as_of=None,  # Stripe's answer: its state now
-        cause=Cause.EVENT,
+        account_id=dispute.account_id,
+        idempotency_key=f"dispute-lost:{dispute.stripe_dispute_id}",
+        why=f"dispute {dispute.stripe_dispute_id} lost",
         stripe_event_id=stripe_event_id,
     )

@@ -20,6 +20,7 @@ from billing.context import BillingContext
 from billing.credit_notes import credit_note_event
 from billing.disputes import dispute_event
 from billing.events import StripeEvent
+from billing.fraud_warnings import fraud_warning_event
 from billing.invoice_notices import (
     invoice_finalized,
     invoice_payment_action_required,
@@ -27,6 +28,7 @@ from billing.invoice_notices import (
 )
 from billing.invoices import invoice_paid, invoice_payment_failed
 from billing.partial_payments import invoice_payment_paid
+from billing.purchases import charge_succeeded
 from billing.refunds import charge_refunded
 from billing.subscription_notices import (
     subscription_paused,
@@ -103,6 +105,14 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.closed": dispute_event,
     "charge.dispute.funds_withdrawn": dispute_event,
     "charge.dispute.funds_reinstated": dispute_event,
+    # --- Early fraud warnings (Visa TC40, Mastercard SAFE): most become fraud disputes. Hold
+    # the payment's credits (keyed by the warning id, replaced by a later dispute's hold),
+    # alert admins, and with EFW_ACTION refund the charge before the dispute comes.
+    "radar.early_fraud_warning.created": fraud_warning_event,
+    "radar.early_fraud_warning.updated": fraud_warning_event,
+    # --- Payments: the card (fingerprint, brand, network) and the buyer of each successful
+    # charge, for dispute evidence (Visa CE 3.0) and the networks' monitoring ratios.
+    "charge.succeeded": charge_succeeded,
 }
 
 

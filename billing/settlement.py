@@ -3,10 +3,11 @@ stored about it, whatever order they came in.
 
 The facts: what the payment bought (the grants carrying its ids or its invoice's: a plan
 period, an upgrade's top-up, a pack), what has been refunded of it (`payment_refunds`, the
-largest cumulative amount seen), the credit notes of its invoice (`credit_notes`), and its
-disputes with their status (`disputes`). Each new fact records itself and then calls
-`bring_ledger_to`, which compares what `settle` says each refund, credit note and dispute
-should have taken with what the ledger's entries for it took, and appends the difference:
+largest cumulative amount seen), the credit notes of its invoice (`credit_notes`), its
+disputes with their status (`disputes`), and the card networks' early fraud warnings on it
+(`early_fraud_warnings`). Each new fact records itself and then calls
+`bring_ledger_to`, which compares what `settle` says each refund, credit note, dispute and
+warning should have taken with what the ledger's entries for it took, and appends the difference:
 append-only, each entry keyed (a duplicate is a no-op). A fact that arrives before the
 purchase it refers to is stored and settles when the purchase is granted, since granting
 calls `bring_ledger_to` too: nothing is ever "nothing to take, done".
@@ -22,13 +23,21 @@ from sqlalchemy.orm import Session
 
 from db import ledger
 from db.invoices import find_invoice, find_invoice_of_payment, paid_by
-from db.models import CreditEntry, CreditKind, CreditNote, Dispute, PaymentRefund
+from db.models import (
+    CreditEntry,
+    CreditKind,
+    CreditNote,
+    Dispute,
+    EarlyFraudWarning,
+    PaymentRefund,
+)
 from db.payment_facts import (
     VOID,
     credit_notes_of_invoice,
     disputes_of_payment,
     invoice_payment,
     refunds_of_payment,
+    warnings_of_payment,
 )
 
 # A won chargeback gives its hold back; so does a `prevented` one, which Stripe settles with a
@@ -74,9 +83,7 @@ class PaymentFacts:
     refunds: Sequence[Refunded] = ()
     credit_notes: Sequence[CreditNoted] = ()
     chargebacks: Sequence[Chargeback] = ()  # disputes that are not inquiries
-    # Early fraud warnings are the next fact: stored like disputes, sized in `settle` between
-    # the credit notes and the chargebacks (a warning the charge's refund answers takes nothing
-    # more), with their own target map in `Targets`.
+    fraud_warned: bool = False  # an early fraud warning names the payment's charge
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +94,16 @@ class Targets:
     refund: int
     credit_notes: Mapping[str, int] = field(default_factory=dict)
     disputes: Mapping[str, int] = field(default_factory=dict)
+    fraud_warning: int = 0
 
     @property
     def total(self) -> int:
-        return self.refund + sum(self.credit_notes.values()) + sum(self.disputes.values())
+        return (
+            self.refund
+            + sum(self.credit_notes.values())
+            + sum(self.disputes.values())
+            + self.fraud_warning
+        )
 
 
 def settle(facts: PaymentFacts) -> Targets:
@@ -102,7 +115,9 @@ def settle(facts: PaymentFacts) -> Targets:
     2. credit notes: each its own share of what it credits without a refund (the customer's
        balance, out of band); a void one takes nothing;
     3. chargebacks: an open or lost one holds its own share of the money (the disputed
-       amount), within what is left; a won (or prevented) one holds nothing.
+       amount), within what is left; a won (or prevented) one holds nothing;
+    4. an early fraud warning: while no chargeback names the payment, it holds all that is
+       left; once one does, the chargeback's own hold takes over (never both together).
     A share is `granted * money / paid`; while the money paid is not known, a refund or a
     credit note waits and a chargeback holds all that is left."""
     zero_notes = {note.id: 0 for note in facts.credit_notes}
@@ -138,7 +153,13 @@ def settle(facts: PaymentFacts) -> Targets:
             disputes[chargeback.id] = -take(chargeback.amount)
         else:
             disputes[chargeback.id], left = -left, 0
-    return Targets(refund=-refunded, credit_notes=notes, disputes=disputes)
+    warned = facts.fraud_warned and not facts.chargebacks
+    return Targets(
+        refund=-refunded,
+        credit_notes=notes,
+        disputes=disputes,
+        fraud_warning=-left if warned else 0,
+    )
 
 
 @dataclass(slots=True)
@@ -152,6 +173,7 @@ class Payment:
     refunds: list[PaymentRefund]
     credit_notes: list[CreditNote]
     disputes: list[Dispute]
+    warnings: list[EarlyFraudWarning]
     paid: int
 
     @property
@@ -174,6 +196,7 @@ class Payment:
                 for d in self.disputes
                 if not d.is_inquiry
             ],
+            fraud_warned=bool(self.warnings),
         )
 
 
@@ -203,6 +226,12 @@ def gather(
         payment_intent_id = payment_intent_id or refund.payment_intent_id
         charge_id = charge_id or refund.charge_id
         invoice_id = invoice_id or refund.stripe_invoice_id
+    warnings = warnings_of_payment(
+        session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
+    )
+    for warning in warnings:  # so does a warning (found by its charge, its invoice)
+        payment_intent_id = payment_intent_id or warning.payment_intent_id
+        charge_id = charge_id or warning.charge_id
     if invoice_id is None:
         invoice_id = next((g.stripe_invoice_id for g in grants if g.stripe_invoice_id), None)
     if invoice_id is None:
@@ -221,6 +250,7 @@ def gather(
         disputes=disputes_of_payment(
             session, payment_intent_id=payment_intent_id, charge_id=charge_id
         ),
+        warnings=warnings,
         paid=(invoice.amount_paid or invoice.amount_due) if invoice else 0,
     )
 
@@ -295,6 +325,24 @@ def bring_ledger_to(
                 f"held back while chargeback {dispute_id} is open"
                 if difference < 0
                 else f"chargeback {dispute_id} {status}",
+            )
+    if payment.warnings:  # never warned: nothing was ever held (warnings are never deleted)
+        # Keyed by the first warning's id: a second warning on the charge holds nothing more.
+        warning_id = payment.warnings[0].stripe_warning_id
+        held = ledger.sum_of_key(
+            session, kind=CreditKind.FRAUD_WARNING_HOLD, key=warning_id
+        ) + ledger.sum_of_key(session, kind=CreditKind.FRAUD_WARNING_RELEASE, key=warning_id)
+        if targets.fraud_warning != held:
+            difference = targets.fraud_warning - held
+            adjust(
+                CreditKind.FRAUD_WARNING_HOLD
+                if difference < 0
+                else CreditKind.FRAUD_WARNING_RELEASE,
+                warning_id,
+                difference,
+                f"held back after early fraud warning {warning_id}"
+                if difference < 0
+                else f"early fraud warning {warning_id}: a refund or a chargeback took over",
             )
     return targets
 

@@ -60,7 +60,13 @@ def _fail(message: str, code: int) -> NoReturn:
     "--customer",
     help="Make every object belong to this Stripe customer (cus_...) [default: a new one].",
 )
-def trigger(event_type: str, url: str | None, customer: str | None) -> None:
+@click.option(
+    "--story",
+    "story_name",
+    help="Another story of the type: `ce3` (charge.dispute.created) is a Visa Compelling "
+    "Evidence 3.0 case, the same card having paid twice 120 to 365 days before.",
+)
+def trigger(event_type: str, url: str | None, customer: str | None, story_name: str | None) -> None:
     """Send a realistic, signed Stripe event of EVENT_TYPE to the platform."""
     if event_type not in supported_types():
         _fail(
@@ -76,7 +82,7 @@ def trigger(event_type: str, url: str | None, customer: str | None) -> None:
     secret = _signing_secret(settings)
     story = Story.begin(catalogue, customer=customer)
     try:
-        events = build_events(event_type, story)
+        events = build_events(event_type, story, name=story_name)
     except SampleError as exc:
         _fail(str(exc), 2)
     for warning in _unknown_price_warnings(settings, story, events):

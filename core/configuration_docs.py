@@ -47,6 +47,10 @@ SECTIONS: dict[str, str] = {
         "[Outside the Settings class](#outside-the-settings-class)."
     ),
     "Reconciliation and disputes": "",
+    "Dispute monitoring": (
+        "Visa's and Mastercard's monitoring programs, and where the defaults come from: "
+        "[billing-rules.md](billing-rules.md#network-monitoring-ratios)."
+    ),
     "Sweep and retries": "",
     "Host application": "",
     "Archive": (

@@ -355,6 +355,94 @@ class Settings(BaseSettings):
         ),
         json_schema_extra={"section": "Reconciliation and disputes"},
     )
+    efw_action: Literal["hold", "refund", "refund_and_cancel"] = Field(
+        default="hold",
+        description=(
+            "What an early fraud warning does besides holding back its charge's credits and "
+            "alerting the admins: `hold` (only that), `refund` (refund an actionable warning's "
+            "charge of at most `EFW_AUTO_REFUND_MAX_AMOUNT`, which Stripe recommends to avoid "
+            "the dispute), or `refund_and_cancel` (that, and cancel the customer's subscription)."
+        ),
+        json_schema_extra={"section": "Reconciliation and disputes"},
+    )
+    efw_auto_refund_max_amount: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "The largest charge (minor units of its currency) an early fraud warning refunds "
+            "automatically under `EFW_ACTION=refund`; 0: never."
+        ),
+        json_schema_extra={"section": "Reconciliation and disputes"},
+    )
+    trusted_proxy_hops: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description=(
+            "How many reverse proxies in front of the API append to `X-Forwarded-For`: the "
+            "buyer's IP recorded at Checkout (dispute evidence) is the address that many hops "
+            "from the right; 0: the connection's own address."
+        ),
+        json_schema_extra={"section": "Reconciliation and disputes"},
+    )
+    refund_policy_url: str = Field(
+        default="",
+        description="The refund policy's address, cited in dispute evidence drafts.",
+        json_schema_extra={"section": "Reconciliation and disputes"},
+    )
+    terms_url: str = Field(
+        default="",
+        description="The terms of service's address, cited in dispute evidence drafts.",
+        json_schema_extra={"section": "Reconciliation and disputes"},
+    )
+    dispute_ratio_visa_threshold: float = Field(
+        default=0.015,
+        gt=0,
+        le=1,
+        description=(
+            "Visa's monitoring ratio (VAMP: fraud reports plus disputes over settled "
+            "transactions in a month) at which a merchant is enrolled: 1.5% since April 2026 "
+            "(docs/billing-rules.md names the source)."
+        ),
+        json_schema_extra={"section": "Dispute monitoring"},
+    )
+    dispute_count_visa_threshold: int = Field(
+        default=1500,
+        ge=0,
+        description="The count of fraud reports plus disputes VAMP also requires: 1,500.",
+        json_schema_extra={"section": "Dispute monitoring"},
+    )
+    dispute_ratio_mastercard_threshold: float = Field(
+        default=0.015,
+        gt=0,
+        le=1,
+        description=(
+            "Mastercard's Excessive Chargeback Program ratio (chargebacks over the previous "
+            "month's transactions): 1.5%."
+        ),
+        json_schema_extra={"section": "Dispute monitoring"},
+    )
+    dispute_count_mastercard_threshold: int = Field(
+        default=100,
+        ge=0,
+        description="The chargeback count the Excessive Chargeback Program also requires: 100.",
+        json_schema_extra={"section": "Dispute monitoring"},
+    )
+    dispute_ratio_warning_share: float = Field(
+        default=0.7,
+        gt=0,
+        lt=1,
+        description=(
+            "A network's ratio reads `warning` once both the ratio and the count reach this "
+            "share of their thresholds (admins are emailed once per month and status)."
+        ),
+        json_schema_extra={"section": "Dispute monitoring"},
+    )
+    dispute_ratios_at: str = Field(
+        default="07:00",
+        description="When the daily check of the network monitoring ratios runs, `HH:MM` UTC.",
+        json_schema_extra={"section": "Dispute monitoring"},
+    )
     dispute_reminders_at: str = Field(
         default="08:00",
         description="When the daily dispute evidence-deadline reminders go out, `HH:MM` UTC.",
@@ -452,7 +540,7 @@ class Settings(BaseSettings):
         json_schema_extra={"section": "Archive"},
     )
 
-    @field_validator("reconcile_at", "dispute_reminders_at")
+    @field_validator("reconcile_at", "dispute_reminders_at", "dispute_ratios_at")
     @classmethod
     def _time_of_day_is_hh_mm(cls, value: str, info: ValidationInfo) -> str:
         if not _HH_MM.match(value):
@@ -500,6 +588,13 @@ class Settings(BaseSettings):
     def _s3_endpoint_is_http(cls, value: str) -> str:
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("S3_ENDPOINT_URL must be an http(s) URL, such as http://minio:9000.")
+        return value
+
+    @field_validator("refund_policy_url", "terms_url")
+    @classmethod
+    def _policy_url_is_absolute(cls, value: str, info: ValidationInfo) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError(f"{str(info.field_name).upper()} must be an absolute http(s) URL.")
         return value
 
     @field_validator("app_billing_url")

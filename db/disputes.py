@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -46,6 +47,11 @@ class DisputeState:
     evidence_submission_count: int
     livemode: bool
     created: datetime | None
+    network: str | None = None  # the card's brand: `visa`, `mastercard`, ...
+    network_reason_code: str | None = None
+    submission_method: str | None = None  # `manual`, `smart_disputes`, `not_submitted`
+    intended_submission_method: str | None = None
+    enhanced_eligibility: dict[str, Any] | None = None
 
 
 def find_dispute(session: Session, *, dispute_id: str) -> Dispute | None:
@@ -82,6 +88,13 @@ def store_state(session: Session, row: Dispute, *, state: DisputeState, as_of: d
     row.evidence_due_by = state.evidence_due_by
     row.evidence_submission_count = state.evidence_submission_count
     row.livemode, row.stripe_created = state.livemode, state.created
+    row.network = state.network or row.network
+    row.network_reason_code = state.network_reason_code or row.network_reason_code
+    row.submission_method = state.submission_method or row.submission_method
+    row.intended_submission_method = (
+        state.intended_submission_method or row.intended_submission_method
+    )
+    row.enhanced_eligibility = state.enhanced_eligibility or row.enhanced_eligibility
     row.state_as_of = max(row.state_as_of, as_of)
     session.flush()
 

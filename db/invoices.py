@@ -20,7 +20,7 @@ from core.stripe_objects import (
     timestamp,
 )
 from db.invoice_archives import request_archive
-from db.models import Account, CreditEntry, Dispute, Invoice, PaymentRefund
+from db.models import Account, CreditEntry, Dispute, EarlyFraudWarning, Invoice, PaymentRefund
 
 
 def store_invoice(
@@ -110,7 +110,11 @@ def paid_invoices_prorating(
 
 
 def paid_by(
-    table: type[Invoice] | type[CreditEntry] | type[Dispute] | type[PaymentRefund],
+    table: type[Invoice]
+    | type[CreditEntry]
+    | type[Dispute]
+    | type[PaymentRefund]
+    | type[EarlyFraudWarning],
     *,
     payment_intent_id: str | None,
     charge_id: str | None,

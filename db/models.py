@@ -315,6 +315,10 @@ class CreditKind(enum.StrEnum):
     # The part of a credit note not refunded (the customer's balance, out of band); source:
     # the credit note id, then `…#<n>` (its voiding gives it back).
     CREDIT_NOTE = "credit_note"
+    # An early fraud warning holds back what its charge bought until a refund or a dispute
+    # takes over (then released); source: the warning id (`issfr_...`).
+    FRAUD_WARNING_HOLD = "fraud_warning_hold"
+    FRAUD_WARNING_RELEASE = "fraud_warning_release"
     CONSUMPTION = "consumption"  # credits spent; source: the request's idempotency key
 
 
@@ -450,10 +454,114 @@ class Dispute(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+    # What the network and Stripe say of the case (0015): `visa`, `mastercard`, ...; the
+    # network's reason code (`10.4` is Visa's card-absent fraud); Smart Disputes' part
+    # (`evidence_details.submission_method`, `intended_submission_method`); and Stripe's
+    # `evidence_details.enhanced_eligibility`, as sent.
+    network: Mapped[str | None] = mapped_column(Text)
+    network_reason_code: Mapped[str | None] = mapped_column(Text)
+    submission_method: Mapped[str | None] = mapped_column(Text)
+    intended_submission_method: Mapped[str | None] = mapped_column(Text)
+    enhanced_eligibility: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     @property
     def linked(self) -> bool:
         return self.grant_entry_id is not None
+
+
+class EarlyFraudWarning(Base):
+    """A card network's fraud report on a charge (Visa TC40, Mastercard SAFE), as Stripe
+    sends it in `radar.early_fraud_warning.*`: a fact about the charge's payment."""
+
+    __tablename__ = "early_fraud_warnings"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    stripe_warning_id: Mapped[str] = mapped_column(Text, unique=True)  # `issfr_...`
+    charge_id: Mapped[str] = mapped_column(Text, index=True)
+    payment_intent_id: Mapped[str | None] = mapped_column(Text, index=True)
+    # The invoice the charge paid, when known: how a period's grant that names no payment
+    # (newer API versions) finds the warning.
+    stripe_invoice_id: Mapped[str | None] = mapped_column(Text, index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    fraud_type: Mapped[str | None] = mapped_column(Text)
+    actionable: Mapped[bool]
+    livemode: Mapped[bool] = mapped_column(server_default=text("false"))
+    stripe_created: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Stripe's `created` of the newest event applied: an older `updated` is skipped.
+    state_as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The policy's refund, asked of Stripe once (key `efw-refund:<warning id>`).
+    refund_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+# --- Purchase context: what a dispute's evidence can say about who paid --------------------
+
+
+class CheckoutContext(Base):
+    """The buyer's side of a Checkout the platform opened: who, from which IP and device.
+    Completed sessions name the payment intent (payment mode) or first invoice they paid."""
+
+    __tablename__ = "checkout_contexts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    checkout_session_id: Mapped[str] = mapped_column(Text, unique=True)
+    user_id: Mapped[str] = mapped_column(Text)
+    ip_address: Mapped[str | None] = mapped_column(Text)
+    device_fingerprint: Mapped[str | None] = mapped_column(Text)
+    payment_intent_id: Mapped[str | None] = mapped_column(Text, index=True)
+    stripe_invoice_id: Mapped[str | None] = mapped_column(Text, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PaymentRecord(Base):
+    """One successful charge and what is known of who made it: the card (fingerprint, brand,
+    network, from `charge.succeeded`), the user (the customer account id of Visa CE 3.0), and
+    the buyer's IP and device from the Checkout that paid it. Renewals inherit the user."""
+
+    __tablename__ = "payment_records"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    charge_id: Mapped[str] = mapped_column(Text, unique=True)
+    payment_intent_id: Mapped[str | None] = mapped_column(Text, index=True)
+    stripe_invoice_id: Mapped[str | None] = mapped_column(Text, index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    user_id: Mapped[str | None] = mapped_column(Text)
+    ip_address: Mapped[str | None] = mapped_column(Text)
+    device_fingerprint: Mapped[str | None] = mapped_column(Text)
+    card_fingerprint: Mapped[str | None] = mapped_column(Text, index=True)
+    card_brand: Mapped[str | None] = mapped_column(Text)
+    card_network: Mapped[str | None] = mapped_column(Text)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    stripe_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DisputeRatioSnapshot(Base):
+    """The last computed monitoring ratio of one network in one month (`/metrics` shows the
+    current month's)."""
+
+    __tablename__ = "dispute_ratio_snapshots"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    month: Mapped[str] = mapped_column(Text)  # `YYYY-MM`
+    network: Mapped[str] = mapped_column(Text)
+    settled: Mapped[int] = mapped_column(BigInteger)
+    fraud_reports: Mapped[int] = mapped_column(BigInteger)
+    disputes: Mapped[int] = mapped_column(BigInteger)
+    ratio: Mapped[float]
+    status: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("month", "network", name="uq_dispute_ratio_snapshots_month_network"),
+    )
 
 
 class DisputeStatusChange(Base):

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.invoices import paid_by
-from db.models import CreditNote, Dispute, Invoice, PaymentRefund
+from db.models import CreditNote, Dispute, EarlyFraudWarning, Invoice, PaymentRefund
 
 
 def record_refund(
@@ -86,6 +86,28 @@ def disputes_of_payment(
     if match is None:
         return []
     return list(session.scalars(select(Dispute).where(match).order_by(Dispute.id)))
+
+
+def warnings_of_payment(
+    session: Session,
+    *,
+    payment_intent_id: str | None,
+    charge_id: str | None,
+    invoice_id: str | None,
+) -> list[EarlyFraudWarning]:
+    conditions = []
+    match = paid_by(EarlyFraudWarning, payment_intent_id=payment_intent_id, charge_id=charge_id)
+    if match is not None:
+        conditions.append(match)
+    if invoice_id:
+        conditions.append(EarlyFraudWarning.stripe_invoice_id == invoice_id)
+    if not conditions:
+        return []
+    return list(
+        session.scalars(
+            select(EarlyFraudWarning).where(or_(*conditions)).order_by(EarlyFraudWarning.id)
+        )
+    )
 
 
 def invoice_payment(session: Session, *, invoice_id: str) -> tuple[str | None, str | None]:

@@ -87,6 +87,10 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
             "task": "billing.remind_dispute_evidence",
             "schedule": _daily_at(settings.dispute_reminders_at),
         },
+        "check-dispute-ratios": {
+            "task": "billing.check_dispute_ratios",
+            "schedule": _daily_at(settings.dispute_ratios_at),
+        },
         "reconcile-subscriptions": {
             "task": "billing.reconcile_subscriptions",
             "schedule": _daily_at(settings.reconcile_at),
@@ -113,6 +117,7 @@ app = Celery(
         "tasks.events.outbox",
         "tasks.emails",
         "tasks.dispute_reminders",
+        "tasks.dispute_ratios",
         "tasks.reconciliation.task",
         "tasks.invoice_archive",
         "tasks.metrics",

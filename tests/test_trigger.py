@@ -211,6 +211,13 @@ EFFECTS: dict[str, Effect] = {
         ledger=[("pack_credits", PACK), ("dispute_hold", -PACK), ("dispute_release", PACK)],
         dispute="won",
     ),
+    "charge.succeeded": Effect(ledger=[("pack_credits", PACK)]),
+    "radar.early_fraud_warning.created": Effect(
+        ledger=[("pack_credits", PACK), ("fraud_warning_hold", -PACK)]
+    ),
+    "radar.early_fraud_warning.updated": Effect(
+        ledger=[("pack_credits", PACK), ("fraud_warning_hold", -PACK)]
+    ),
 }
 
 
@@ -289,6 +296,24 @@ def test_a_customers_story_checkout_renewal_and_dispute(api_server, worker, smtp
     assert view["plan"] == "starter"
     wait_for_mail(smtp_server, ADMIN_MAILBOX, mentions(dispute["id"]))
     wait_for_mail(smtp_server, email_of(customer), subject_starts("Receipt"))
+
+
+def test_the_ce3_story_is_a_visa_compelling_evidence_case(api_server, worker, admin):
+    result = trigger_and_wait(admin, api_server, "charge.dispute.created", "--story", "ce3")
+
+    types = [t for _, _, t in sent(result)]
+    assert types.count("charge.succeeded") == 3 and types[-1] == "charge.dispute.created"
+    (dispute,) = customer_view(admin, new_customer_of(result))["disputes"]
+    draft = admin.get(f"/api/admin/disputes/{dispute['id']}/evidence-draft").json()
+    assert draft["visa_ce3"]["eligible"] is True, draft["visa_ce3"]
+    assert len(draft["visa_ce3"]["prior_transactions"]) == 2
+    assert "qualified" in draft["visa_ce3"]["reason"]
+
+
+def test_a_story_of_another_type_is_refused():
+    result = trigger("invoice.paid", "--story", "ce3", "--url", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert "no story 'ce3' of invoice.paid" in result.stderr
 
 
 # --- Where it sends, what it signs with -------------------------------------------------------

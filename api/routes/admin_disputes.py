@@ -11,8 +11,23 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from api import operations
 from api.audit import api_token_actor
 from api.deps import AdminDep, BillingDep, NoNulParamsDep, SessionDep, SettingsDep, get_stripe
-from api.schemas import VALIDATION_ERROR, DisputeList, DisputeOut, EvidenceIn
-from billing.dispute_actions import DisputeClosed, DisputeNotFound, StripeRequired
+from api.schemas import (
+    VALIDATION_ERROR,
+    DisputeList,
+    DisputeOut,
+    DisputeRatesOut,
+    EvidenceDraftOut,
+    EvidenceIn,
+    NetworkRateOut,
+)
+from billing import dispute_actions
+from billing.dispute_actions import (
+    DisputeClosed,
+    DisputeNotFound,
+    SmartDisputesInCharge,
+    StripeRequired,
+)
+from billing.dispute_rates import month_of, network_rates, parse_month
 from core.settings import Settings
 from db.disputes import list_disputes
 from db.models import Account, Dispute
@@ -45,6 +60,37 @@ def get_disputes(
     )
 
 
+@router.get("/rates", response_model=DisputeRatesOut)
+def get_dispute_rates(
+    session: SessionDep,
+    ctx: BillingDep,
+    month: Annotated[str | None, Query(max_length=7, description="`YYYY-MM`; default: now")] = None,
+) -> DisputeRatesOut:
+    """Each monitored card network's ratio of the month (Visa VAMP, Mastercard ECP), from the
+    payments, fraud warnings and disputes the platform has seen."""
+    month = month or month_of(ctx.now())
+    try:
+        parse_month(month)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    rates = network_rates(session, ctx, month=month)
+    return DisputeRatesOut(
+        month=month,
+        networks=[NetworkRateOut.model_validate(rate, from_attributes=True) for rate in rates],
+    )
+
+
+@router.get("/{dispute_id}/evidence-draft", response_model=EvidenceDraftOut)
+def get_evidence_draft(
+    request: Request, session: SessionDep, ctx: BillingDep, settings: SettingsDep, dispute_id: str
+) -> EvidenceDraftOut:
+    """The evidence the platform would submit, whether Visa CE 3.0 applies (and why), and
+    whether Smart Disputes is in charge."""
+    with _dispute_errors(request, settings):
+        draft = dispute_actions.evidence_draft(session, ctx, dispute_id=dispute_id)
+    return EvidenceDraftOut.model_validate(draft)
+
+
 @router.post("/{dispute_id}/evidence", response_model=DisputeOut)
 def stage_evidence(
     request: Request,
@@ -54,16 +100,23 @@ def stage_evidence(
     dispute_id: str,
     body: EvidenceIn,
 ) -> DisputeOut:
-    """Stage text evidence with `Dispute.modify`, and submit it when `submit` is true."""
+    """Stage text evidence with `Dispute.modify`, and submit it when `submit` is true; or,
+    with `use_draft`, submit the platform's draft (409 while Smart Disputes is in charge)."""
     with _dispute_errors(request, settings):
-        row = operations.submit_evidence(
-            session,
-            ctx,
-            dispute_id=dispute_id,
-            evidence=dict(body.evidence),
-            submit=body.submit,
-            actor=api_token_actor(request),
-        )
+        if body.use_draft:
+            row = operations.submit_draft(
+                session, ctx, dispute_id=dispute_id, actor=api_token_actor(request)
+            )
+        else:
+            assert body.evidence is not None  # the schema requires one of the two
+            row = operations.submit_evidence(
+                session,
+                ctx,
+                dispute_id=dispute_id,
+                evidence=dict(body.evidence),
+                submit=bool(body.submit),
+                actor=api_token_actor(request),
+            )
     return _out(session, row)
 
 
@@ -88,7 +141,7 @@ def _dispute_errors(request: Request, settings: Settings) -> Iterator[None]:
         yield
     except DisputeNotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    except DisputeClosed as exc:
+    except (DisputeClosed, SmartDisputesInCharge) as exc:
         raise HTTPException(409, str(exc)) from None
     except StripeRequired:
         get_stripe(request, settings)  # the app's one answer while Stripe is off: 503

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.auth import UserDep
+from api.client_info import buyer_device, buyer_ip
 from api.deps import ArchiveStoreDep, BillingDep, NoNulParamsDep, SessionDep, StripeBillingDep
 from api.idempotent_requests import REPLAYED_HEADER, Answer, IdempotencyKeyDep, IdempotentDep
 from api.invoice_pdfs import archived_pdf_response
@@ -35,7 +36,7 @@ from api.schemas import (
     SubscriptionOut,
 )
 from api.subscription_history import user_history
-from billing import checkout, credits, customers, plan_changes
+from billing import checkout, credits, customers, plan_changes, purchases
 from billing.context import BillingContext
 from core.plans import FREE_PLAN, CreditPack, Plan
 from db import ledger
@@ -99,6 +100,7 @@ def billing_info(user: UserDep, session: SessionDep) -> BillingInfo:
 
 @router.post("/checkout", response_model=CheckoutOut, responses=_errors(400, 402, 409))
 def create_checkout_session(
+    request: Request,
     body: CheckoutRequest,
     user: UserDep,
     session: SessionDep,
@@ -108,7 +110,10 @@ def create_checkout_session(
     """A Stripe Checkout Session for a paid plan or a credit pack; send the user to `url`.
 
     Without an `Idempotency-Key`, requests for the same plan or pack within a minute
-    (CHECKOUT_IDEMPOTENCY_WINDOW_SECONDS) get the same session."""
+    (CHECKOUT_IDEMPOTENCY_WINDOW_SECONDS) get the same session. The buyer's IP (behind
+    TRUSTED_PROXY_HOPS proxies) and an optional `X-Device-Fingerprint` header are kept with
+    the payment for dispute evidence."""
+    device = buyer_device(request)
     plan = pack = None
     if body.plan is not None:
         plan = _paid_plan(body.plan, ctx)
@@ -142,6 +147,14 @@ def create_checkout_session(
             header_key=key,
         ),
     )
+    purchases.record_checkout(
+        session,
+        checkout_session_id=opened.id,
+        user_id=user.id,
+        ip_address=buyer_ip(request, hops=ctx.settings.trusted_proxy_hops),
+        device_fingerprint=device,
+    )
+    session.commit()
     return CheckoutOut(url=opened.url, session_id=opened.id)
 
 

@@ -61,7 +61,10 @@ SELECT
     (SELECT json_build_object(
         'succeeded', status = 'succeeded', 'checked', checked, 'drifted', drifted,
         'fixed', fixed, 'finished_at', EXTRACT(EPOCH FROM finished_at)::float8)
-       FROM reconciliation_runs WHERE status <> 'running' ORDER BY id DESC LIMIT 1)
+       FROM reconciliation_runs WHERE status <> 'running' ORDER BY id DESC LIMIT 1),
+    (SELECT json_object_agg(network, json_build_object('ratio', ratio, 'status', status))
+       FROM (SELECT DISTINCT ON (network) network, ratio, status FROM dispute_ratio_snapshots
+              ORDER BY network, computed_at DESC) AS r)
 """
 
 
@@ -81,6 +84,8 @@ class FleetState:
     pending_emails: int = 0
     failed_emails: dict[str, int] = field(default_factory=dict)  # by template label
     last_run: LastRun | None = None
+    # The daily check's latest figures per card network: {"visa": {"ratio", "status"}}.
+    dispute_ratios: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 async def read_fleet_state(settings: Settings) -> FleetState | None:
@@ -117,6 +122,7 @@ def _fleet_state(
     pending_emails: int,
     failed_emails: dict[str, int] | None,
     last_run: dict[str, Any] | None,
+    dispute_ratios: dict[str, dict[str, Any]] | None = None,
 ) -> FleetState:
     events_by_type: dict[str, int] = dict.fromkeys(HANDLERS, 0)
     for event_type, count in (failed_events or {}).items():
@@ -132,6 +138,7 @@ def _fleet_state(
         pending_emails=pending_emails,
         failed_emails=emails_by_template,
         last_run=LastRun(**last_run) if last_run else None,
+        dispute_ratios=dispute_ratios or {},
     )
 
 
@@ -174,6 +181,7 @@ class FleetCollector(Collector):
             state.failed_emails,
         )
         yield from _last_run_series(state.last_run)
+        yield from _dispute_ratio_series(state.dispute_ratios)
 
 
 def _by_label(name: str, documentation: str, label: str, values: dict[str, int]) -> Metric:
@@ -181,6 +189,31 @@ def _by_label(name: str, documentation: str, label: str, values: dict[str, int])
     for value_label, value in sorted(values.items()):
         family.add_metric([value_label], value)
     return family
+
+
+RATIO_STATUSES = {"ok": 0, "warning": 1, "over": 2}
+
+
+def _dispute_ratio_series(ratios: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+    if not ratios:  # the daily check has not run yet
+        return
+    ratio = GaugeMetricFamily(
+        "billing_dispute_ratio",
+        "The card network's monitoring ratio at the daily check (Visa VAMP: fraud reports "
+        "plus disputes over settled transactions; Mastercard ECP: chargebacks over the "
+        "previous month's), by network.",
+        labels=["network"],
+    )
+    status = GaugeMetricFamily(
+        "billing_dispute_ratio_status",
+        "0 ok, 1 warning (70% of the threshold), 2 over the network's threshold, by network.",
+        labels=["network"],
+    )
+    for network, figures in sorted(ratios.items()):
+        ratio.add_metric([network], float(figures.get("ratio") or 0))
+        status.add_metric([network], RATIO_STATUSES.get(str(figures.get("status")), 0))
+    yield ratio
+    yield status
 
 
 def _last_run_series(run: LastRun | None) -> Iterator[Metric]:

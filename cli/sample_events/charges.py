@@ -7,8 +7,16 @@ from cli.sample_events.ids import stripe_id, token
 from cli.sample_events.story import Payment, Story, StripeDict
 
 
-def charge(story: Story, payment: Payment, *, refunded: int = 0) -> StripeDict:
-    """The pack's card charge; since 2022-11-15 its refunds are not listed on it."""
+def charge(
+    story: Story,
+    payment: Payment,
+    *,
+    refunded: int = 0,
+    created: int | None = None,
+    fingerprint: str | None = None,
+) -> StripeDict:
+    """The pack's card charge; since 2022-11-15 its refunds are not listed on it. One card
+    has one `fingerprint` across payments (default: the customer's own)."""
     return {
         "id": payment.charge,
         "object": "charge",
@@ -20,7 +28,7 @@ def charge(story: Story, payment: Payment, *, refunded: int = 0) -> StripeDict:
         "billing_details": _billing_details(story),
         "calculated_statement_descriptor": "EXAMPLE SAAS",
         "captured": True,
-        "created": story.now - 60,
+        "created": created if created is not None else story.now - 60,
         "currency": payment.currency,
         "customer": story.customer,
         "description": None,
@@ -34,7 +42,7 @@ def charge(story: Story, payment: Payment, *, refunded: int = 0) -> StripeDict:
         "paid": True,
         "payment_intent": payment.payment_intent,
         "payment_method": PAYMENT_METHOD,
-        "payment_method_details": _card(),
+        "payment_method_details": _card(fingerprint or card_fingerprint(story)),
         **_receipt(story),
         "refunded": refunded >= payment.amount,
         "review": None,
@@ -93,7 +101,12 @@ def _approved() -> StripeDict:
     }
 
 
-def _card() -> StripeDict:
+def card_fingerprint(story: Story) -> str:
+    """The customer's card, the same in each of its stories (Stripe's are 16 characters)."""
+    return ("fp" + story.customer.removeprefix("cus_") + "0" * 16)[:16]
+
+
+def _card(fingerprint: str) -> StripeDict:
     """Stripe's test Visa (4242)."""
     return {
         "card": {
@@ -101,6 +114,7 @@ def _card() -> StripeDict:
             "country": "US",
             "exp_month": 12,
             "exp_year": 2030,
+            "fingerprint": fingerprint,
             "funding": "credit",
             "last4": "4242",
             "network": "visa",

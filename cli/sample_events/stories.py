@@ -14,7 +14,8 @@ from cli.sample_events.credit_notes import credit_note
 from cli.sample_events.customers import customer
 from cli.sample_events.disputes import dispute
 from cli.sample_events.events import Step, event
-from cli.sample_events.ids import checkout_session_id, stripe_id
+from cli.sample_events.fraud import BUYER_IP, DEVICE_FINGERPRINT, early_fraud_warning
+from cli.sample_events.ids import DAY, checkout_session_id, stripe_id
 from cli.sample_events.invoices import invoice, proration_invoice
 from cli.sample_events.prices import PlanPrice
 from cli.sample_events.story import Payment, Story, StripeDict, SubscriptionIds
@@ -49,6 +50,22 @@ def _purchase(story: Story, event_type: str) -> tuple[list[Step], Payment]:
     pack = _pack(story, event_type)
     payment = _new_payment(pack)
     return [Step("checkout.session.completed", pack_checkout(story, pack, payment))], payment
+
+
+def _card_purchase(
+    story: Story, event_type: str, *, paid_at: int | None = None, buyer: bool = False
+) -> tuple[list[Step], Payment]:
+    """A pack bought by card: `charge.succeeded` (the card) then the completed Checkout, which
+    with `buyer` carries the buyer's IP and device as a host application's Checkout may."""
+    pack = _pack(story, event_type)
+    payment = _new_payment(pack)
+    checkout = pack_checkout(story, pack, payment)
+    if buyer:
+        checkout["metadata"] |= {"buyer_ip": BUYER_IP, "device_fingerprint": DEVICE_FINGERPRINT}
+    return [
+        Step("charge.succeeded", charge(story, payment, created=paid_at)),
+        Step("checkout.session.completed", checkout),
+    ], payment
 
 
 def _customers_subscription(story: Story, plan: PlanPrice, ids: SubscriptionIds) -> list[Step]:
@@ -217,6 +234,52 @@ def _credit_note_story(event_type: str) -> Callable[[Story], list[Step]]:
     return build
 
 
+def charge_succeeded(story: Story) -> list[Step]:
+    """A credit pack bought by card: the card's fingerprint, brand and network are kept."""
+    steps, _ = _card_purchase(story, "charge.succeeded")
+    return [steps[1], steps[0]]  # the named event last
+
+
+def _fraud_warning_story(event_type: str) -> Callable[[Story], list[Step]]:
+    """A credit pack bought, then reported as fraud by the card's issuer: its credits are
+    held and the admins told; `updated` marks it no longer actionable."""
+
+    def build(story: Story) -> list[Step]:
+        steps, payment = _card_purchase(story, event_type)
+        warning_id = stripe_id("issfr")
+        steps.append(
+            Step(
+                "radar.early_fraud_warning.created",
+                early_fraud_warning(story, payment, warning_id=warning_id),
+            )
+        )
+        if event_type == "radar.early_fraud_warning.updated":
+            done = early_fraud_warning(story, payment, warning_id=warning_id, actionable=False)
+            steps.append(Step(event_type, done, previous_attributes={"actionable": True}))
+        return steps
+
+    return build
+
+
+def ce3_dispute(story: Story) -> list[Step]:
+    """`--story ce3`: Visa Compelling Evidence 3.0. The same card bought packs 300 and 150
+    days ago and today, each from the same IP and device; today's is charged back as Visa
+    10.4 card-absent fraud, which Stripe reports as CE 3.0 `qualified`."""
+    steps: list[Step] = []
+    for days in (300, 150):
+        earlier, _ = _card_purchase(
+            story, "charge.dispute.created", paid_at=story.now - days * DAY, buyer=True
+        )
+        steps += earlier
+    latest, payment = _card_purchase(story, "charge.dispute.created", buyer=True)
+    opened = dispute(story, payment, dispute_id=stripe_id("dp"), status="needs_response")
+    opened["enhanced_eligibility_types"] = ["visa_compelling_evidence_3"]
+    opened["evidence_details"]["enhanced_eligibility"] = {
+        "visa_compelling_evidence_3": {"required_actions": [], "status": "qualified"}
+    }
+    return [*steps, *latest, Step("charge.dispute.created", opened)]
+
+
 def _dispute_story(event_type: str) -> Callable[[Story], list[Step]]:
     """A credit pack bought, then charged back: `created` holds its credits and tells the
     admins; the later events carry on from an opened dispute to where their type says."""
@@ -283,6 +346,14 @@ BUILDERS: dict[str, Callable[[Story], list[Step]]] = {
     "charge.dispute.closed": _dispute_story("charge.dispute.closed"),
     "charge.dispute.funds_withdrawn": _dispute_story("charge.dispute.funds_withdrawn"),
     "charge.dispute.funds_reinstated": _dispute_story("charge.dispute.funds_reinstated"),
+    "radar.early_fraud_warning.created": _fraud_warning_story("radar.early_fraud_warning.created"),
+    "radar.early_fraud_warning.updated": _fraud_warning_story("radar.early_fraud_warning.updated"),
+    "charge.succeeded": charge_succeeded,
+}
+
+# Other stories of one type (`billing trigger TYPE --story NAME`).
+STORIES: dict[str, dict[str, Callable[[Story], list[Step]]]] = {
+    "ce3": {"charge.dispute.created": ce3_dispute},
 }
 
 
@@ -290,10 +361,18 @@ def supported_types() -> list[str]:
     return sorted(BUILDERS)
 
 
-def build_events(event_type: str, story: Story) -> list[StripeDict]:
+def build_events(event_type: str, story: Story, *, name: str | None = None) -> list[StripeDict]:
     """The events of one trigger, in the order Stripe would send them; the named one last.
-    Raises KeyError for a type not in BUILDERS, SampleError when the catalogue lacks a pack."""
-    steps = BUILDERS[event_type](story)
+    Raises KeyError for a type not in BUILDERS, SampleError when the catalogue lacks a pack
+    or the story `name` is not one of that type's."""
+    if name is not None:
+        builder = STORIES.get(name, {}).get(event_type)
+        if builder is None:
+            known = ", ".join(f"{n} ({', '.join(types)})" for n, types in STORIES.items())
+            raise SampleError(f"no story {name!r} of {event_type}; the stories are {known}.")
+        steps = builder(story)
+    else:
+        steps = BUILDERS[event_type](story)
     if story.new_customer and event_type != "customer.created":
         steps = [*customer_created(story), *steps]
     last = len(steps) - 1

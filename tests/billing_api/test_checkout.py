@@ -5,8 +5,10 @@ over HTTP (localstripe has no Checkout); the real `stripe` client talks to it.""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from db.accounts import account_of_user, ensure_account, update_contact
+from db.models import CheckoutContext
 from db.session import transaction
 from tests.billing_api.conftest import auth, subscriber
 from tests.conftest import make_client
@@ -178,3 +180,46 @@ def test_a_plan_without_a_price_is_503_naming_the_variable(fake):
 
     assert answer.status_code == 503
     assert "STRIPE_PRICE_TEAM_TEST" in answer.json()["detail"]
+
+
+def test_the_buyers_ip_and_device_are_kept_with_the_session(fake):
+    ids = Ids()
+    with make_client(
+        stripe_api_base=fake.url, stripe_secret_key_test=TEST_KEY, trusted_proxy_hops=1
+    ) as client:
+        answer = client.post(
+            "/api/billing/checkout",
+            json={"pack": "small"},
+            headers={
+                **auth(ids.user_id),
+                "X-Forwarded-For": "198.51.100.1, 203.0.113.9",
+                "X-Device-Fingerprint": "dfp_0123456789abcdef0123",
+            },
+        )
+
+    assert answer.status_code == 200, answer.text
+    with transaction() as session:
+        kept = session.scalar(
+            select(CheckoutContext).where(
+                CheckoutContext.checkout_session_id == answer.json()["session_id"]
+            )
+        )
+        assert kept is not None
+        assert (kept.user_id, kept.ip_address, kept.device_fingerprint) == (
+            ids.user_id,
+            "203.0.113.9",
+            "dfp_0123456789abcdef0123",
+        )
+
+
+@pytest.mark.parametrize("device", ["x" * 501, "tab\tinside"])
+def test_a_bad_device_fingerprint_is_400_before_stripe(api, fake, device):
+    answer = api.post(
+        "/api/billing/checkout",
+        json={"pack": "small"},
+        headers={**auth(Ids().user_id), "X-Device-Fingerprint": device},
+    )
+
+    assert answer.status_code == 400
+    assert "X-Device-Fingerprint" in answer.json()["detail"]
+    assert fake.requests == []

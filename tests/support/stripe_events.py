@@ -93,6 +93,8 @@ class Ids:
     pack: str = "small"
     invoice_payment: str = field(default_factory=lambda: _unique("inpay"))
     credit_note: str = field(default_factory=lambda: _unique("cn"))
+    warning: str = field(default_factory=lambda: _unique("issfr"))
+    card_fingerprint: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     def next_invoice(self) -> Ids:
         """The same subscription's next invoice, paid by a new payment."""

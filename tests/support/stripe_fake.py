@@ -110,6 +110,7 @@ class StripeFake:
         self.customers: dict[str, dict[str, Any]] = {}
         self.checkout_sessions: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
+        self.refunds: list[dict[str, Any]] = []  # created by `POST /v1/refunds`, in order
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.headers: list[dict[str, str]] = []  # of each request, names in lower case
         self.fail_next: list[Canned] = []
@@ -243,6 +244,8 @@ class StripeFake:
                     p for p in self.invoice_payments if p["payment"]["payment_intent"] == intent
                 ]
                 return 200, _list("/v1/invoice_payments", data, has_more=False)
+            case "POST", ["refunds"]:
+                return self._refund(form)
             case "POST", ["disputes", dispute_id] if dispute_id in self.disputes:
                 return 200, self._modify(self.disputes[dispute_id], form)
             case "POST", ["disputes", dispute_id, "close"] if dispute_id in self.disputes:
@@ -261,13 +264,41 @@ class StripeFake:
                 return 200, subscription
         return 404, error(f"No such object: {path}", code="resource_missing")
 
+    def _refund(self, form: dict[str, str]) -> Canned:
+        """A refund of the whole charge (or `amount`), as Stripe answers; the charge, when
+        the fake holds it, records it."""
+        charge = self.charges.get(form.get("charge", ""))
+        if form.get("charge") and charge is None and not form.get("amount"):
+            return 404, error(f"No such charge: '{form['charge']}'", code="resource_missing")
+        amount = int(form.get("amount") or (charge or {}).get("amount") or 0)
+        refund = {
+            "id": f"re_fake{uuid.uuid4().hex[:14]}",
+            "object": "refund",
+            "amount": amount,
+            "charge": form.get("charge"),
+            "payment_intent": form.get("payment_intent") or (charge or {}).get("payment_intent"),
+            "reason": form.get("reason"),
+            "metadata": _nested(form, "metadata"),
+            "status": "succeeded",
+        }
+        if charge is not None:
+            charge["amount_refunded"] = int(charge.get("amount_refunded") or 0) + amount
+            charge["refunded"] = charge["amount_refunded"] >= int(charge.get("amount") or 0)
+        self.refunds.append(refund)
+        return 200, refund
+
     @staticmethod
     def _modify(dispute: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
         if dispute["status"] in ("won", "lost", "warning_closed"):
             return dispute
         for key, value in form.items():
             if key.startswith("evidence[") and key.endswith("]"):
-                dispute.setdefault("evidence", {})[key[len("evidence[") : -1]] = value
+                # Nested fields (`evidence[enhanced_evidence][...][0][charge]`) nest here too.
+                path = key[len("evidence[") : -1].split("][")
+                target = dispute.setdefault("evidence", {})
+                for part in path[:-1]:
+                    target = target.setdefault(part, {})
+                target[path[-1]] = value
         details = dispute.setdefault("evidence_details", {})
         details["has_evidence"] = True
         if form.get("submit") == "true":

@@ -27,6 +27,8 @@ TEMPLATES = [
     "subscription_paused",
     "subscription_resumed",
     "checkout_recovery",
+    "fraud_warning",
+    "dispute_ratio",
 ]
 
 

@@ -80,6 +80,7 @@ def test_each_type_is_a_stripe_event_of_that_type_with_new_ids(event_type):
             "credit_note",
             "dispute",
             "invoice_payment",
+            "radar.early_fraud_warning",
         )
         # A dispute names no customer (as in Stripe): only its charge's payment leads there.
         assert set(customers_in(event)) <= {story.customer}

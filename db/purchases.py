@@ -1,0 +1,145 @@
+"""Purchase context: the buyer's IP and device recorded when the platform opens a Checkout,
+and each successful charge with its card and user (`billing.purchases` fills them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from db.models import CheckoutContext, PaymentRecord
+
+
+def record_checkout_context(
+    session: Session,
+    *,
+    checkout_session_id: str,
+    user_id: str,
+    ip_address: str | None,
+    device_fingerprint: str | None,
+) -> None:
+    """Once per session: a replayed request (the same session again) keeps the first."""
+    session.execute(
+        insert(CheckoutContext)
+        .values(
+            checkout_session_id=checkout_session_id,
+            user_id=user_id,
+            ip_address=ip_address,
+            device_fingerprint=device_fingerprint,
+        )
+        .on_conflict_do_nothing(index_elements=[CheckoutContext.checkout_session_id])
+    )
+
+
+def complete_checkout_context(
+    session: Session,
+    *,
+    checkout_session_id: str,
+    payment_intent_id: str | None,
+    invoice_id: str | None,
+) -> CheckoutContext | None:
+    """Name the payment a completed session paid; None for a session the platform did not
+    open (no context was recorded)."""
+    row = session.scalar(
+        select(CheckoutContext).where(CheckoutContext.checkout_session_id == checkout_session_id)
+    )
+    if row is None:
+        return None
+    row.payment_intent_id = row.payment_intent_id or payment_intent_id
+    row.stripe_invoice_id = row.stripe_invoice_id or invoice_id
+    session.flush()
+    return row
+
+
+def checkout_context_of_payment(
+    session: Session, *, payment_intent_id: str | None, invoice_id: str | None
+) -> CheckoutContext | None:
+    conditions = []
+    if payment_intent_id:
+        conditions.append(CheckoutContext.payment_intent_id == payment_intent_id)
+    if invoice_id:
+        conditions.append(CheckoutContext.stripe_invoice_id == invoice_id)
+    if not conditions:
+        return None
+    return session.scalar(
+        select(CheckoutContext).where(or_(*conditions)).order_by(CheckoutContext.id).limit(1)
+    )
+
+
+def has_recent_checkout(session: Session, *, user_id: str, since: datetime) -> bool:
+    """Whether the user opened a Checkout here since then (a charge may be its payment)."""
+    return (
+        session.scalar(
+            select(CheckoutContext.id)
+            .where(CheckoutContext.user_id == user_id, CheckoutContext.created_at >= since)
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def upsert_payment_record(session: Session, *, charge_id: str, values: dict[str, Any]) -> None:
+    """Store what is known of the charge; a later fact fills what an earlier one lacked and
+    never erases it, so events in any order leave the same row."""
+    table = PaymentRecord.__table__
+    excluded = insert(PaymentRecord).excluded
+    fillable = [name for name in values if name not in ("charge_id",)]
+    session.execute(
+        insert(PaymentRecord)
+        .values(charge_id=charge_id, **values)
+        .on_conflict_do_update(
+            index_elements=[PaymentRecord.charge_id],
+            set_={
+                name: func.coalesce(table.c[name], excluded[name])
+                for name in fillable
+                if name not in ("amount", "stripe_created")
+            },
+        )
+    )
+
+
+def find_payment_record(session: Session, *, charge_id: str) -> PaymentRecord | None:
+    return session.scalar(select(PaymentRecord).where(PaymentRecord.charge_id == charge_id))
+
+
+def records_of_payment(
+    session: Session, *, payment_intent_id: str | None, invoice_id: str | None
+) -> list[PaymentRecord]:
+    conditions = []
+    if payment_intent_id:
+        conditions.append(PaymentRecord.payment_intent_id == payment_intent_id)
+    if invoice_id:
+        conditions.append(PaymentRecord.stripe_invoice_id == invoice_id)
+    if not conditions:
+        return []
+    return list(session.scalars(select(PaymentRecord).where(or_(*conditions))))
+
+
+def latest_card_of_account(session: Session, *, account_id: int) -> PaymentRecord | None:
+    """The account's newest payment whose card is known (a renewal inherits it)."""
+    return session.scalar(
+        select(PaymentRecord)
+        .where(PaymentRecord.account_id == account_id, PaymentRecord.card_fingerprint.is_not(None))
+        .order_by(PaymentRecord.stripe_created.desc())
+        .limit(1)
+    )
+
+
+def payments_of_card(
+    session: Session, *, card_fingerprint: str, start: datetime, end: datetime
+) -> list[PaymentRecord]:
+    """Payments made with the card between start and end (inclusive), oldest first."""
+    return list(
+        session.scalars(
+            select(PaymentRecord)
+            .where(
+                PaymentRecord.card_fingerprint == card_fingerprint,
+                PaymentRecord.stripe_created >= start,
+                PaymentRecord.stripe_created <= end,
+            )
+            .order_by(PaymentRecord.stripe_created)
+        )
+    )
