@@ -56,7 +56,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
@@ -72,7 +71,7 @@ from cli.sample_events.story import Payment
 from core.webhook_signing import stripe_signature_header
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scratch import free_port, redis_prefix, throwaway_database
+from scratch import free_port, redis_prefix, sentry_sink, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -290,33 +289,6 @@ def smtp_sink(delay_ms: int) -> Iterator[tuple[str, CountingSmtpHandler]]:
         yield f"smtp://127.0.0.1:{port}", handler
     finally:
         controller.stop()
-
-
-class _SentryHandler(BaseHTTPRequestHandler):
-    received = 0
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        type(self).received += 1
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def sentry_sink() -> Iterator[str]:
-    """A DSN whose envelopes land here (accepted, counted, dropped)."""
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _SentryHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://bench@127.0.0.1:{server.server_address[1]}/1"
-    finally:
-        server.shutdown()
 
 
 # --- Processes ---------------------------------------------------------------------------
