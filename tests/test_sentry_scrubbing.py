@@ -207,8 +207,10 @@ def test_an_error_escaping_the_webhook_is_reported_and_answered_500(envelopes, m
     assert (response.status_code, response.json()) == (500, {"detail": "Internal Server Error"})
 
     event, raw = envelopes.wait_for_event(
-        lambda e: e.get("exception", {}).get("values", [{}])[-1].get("type") == "RuntimeError"
-        and e.get("transaction") == "/api/stripe/webhook"
+        lambda e: (
+            e.get("exception", {}).get("values", [{}])[-1].get("type") == "RuntimeError"
+            and e.get("transaction") == "/api/stripe/webhook"
+        )
     )
 
     assert _tags(event)["component"] == "api"
