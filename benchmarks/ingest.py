@@ -396,12 +396,13 @@ def server(argv: list[str], env: dict[str, str], port: int, log_path: Path) -> I
 
 
 def _wait_until_up(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
+    # The first /openapi.json builds the schema: seconds on a loaded machine.
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{base}/openapi.json", timeout=1) as response:
+            with urllib.request.urlopen(f"{base}/openapi.json", timeout=10) as response:
                 if response.status == 200:
                     return
         except OSError:
