@@ -10,7 +10,7 @@ The claim is one statement, and its commit does not wait for the WAL to reach th
 (`synchronous_commit` off for that transaction only): a claim lost in a database crash is a
 row back to pending, which the sweep offers again, and the work transaction's own
 (synchronous) commit flushes the claim's WAL before it, so a processed row never lacks its
-claim. On renewal day the claim's fsync was a wait as long as the work's.
+claim. A synchronous claim would add a WAL flush, a wait of its own, to every event.
 """
 
 from __future__ import annotations
