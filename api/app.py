@@ -15,6 +15,7 @@ from api import console
 from api.body_limit import BodySizeLimit
 from api.deps import publisher
 from api.dispatch import EventDispatcher
+from api.hot_path import BillingApi
 from api.ingest import EventStore
 from api.routes import (
     admin_customers,
@@ -38,7 +39,7 @@ from core.stripe_client import make_stripe_client
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     init_sentry(settings, component="api")
-    app = FastAPI(
+    app = BillingApi(
         title="Stripe billing platform",
         summary="Stripe webhooks in, credits, subscriptions and disputes kept right.",
         version="0.1.0",

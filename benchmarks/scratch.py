@@ -6,7 +6,9 @@ import contextlib
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import redis
@@ -43,3 +45,31 @@ def redis_prefix(redis_url: str, *, name: str) -> Iterator[str]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+class _SentryHandler(BaseHTTPRequestHandler):
+    received = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).received += 1
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def sentry_sink() -> Iterator[str]:
+    """A Sentry DSN whose envelopes land here (accepted, counted, dropped): the platform runs
+    with Sentry on, as in production, without reaching out."""
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _SentryHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://bench@127.0.0.1:{server.server_address[1]}/1"
+    finally:
+        server.shutdown()

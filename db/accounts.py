@@ -17,6 +17,10 @@ def find_account(session: Session, *, customer_id: str) -> Account | None:
 
 def ensure_account(session: Session, *, customer_id: str) -> tuple[Account, bool]:
     """The customer's account, created if this is the first time we meet it; (account, new)."""
+    # Read first: nearly every event is of a customer met before (one round trip, not two).
+    known = find_account(session, customer_id=customer_id)
+    if known is not None:
+        return known, False
     account_id = session.execute(
         insert(Account)
         .values(stripe_customer_id=customer_id)

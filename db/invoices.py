@@ -61,16 +61,22 @@ def store_invoice(
         ),
         "charge_id": func.coalesce(statement.excluded.charge_id, Invoice.charge_id),
     }
-    session.execute(
+    # The row comes back from the upsert itself (one round trip); only when the stored
+    # description is the newer one, and nothing was written, is it read.
+    fresh = {"populate_existing": True}
+    row = session.scalars(
         statement.on_conflict_do_update(
             index_elements=[Invoice.stripe_invoice_id],
             set_=update,
             where=Invoice.state_as_of <= statement.excluded.state_as_of,
-        )
-    )
-    row = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]))
-    assert row is not None
-    session.refresh(row)
+        ).returning(Invoice),
+        execution_options=fresh,
+    ).one_or_none()
+    if row is None:
+        row = session.scalars(
+            select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]),
+            execution_options=fresh,
+        ).one()
     # Every path that stores an invoice (its events, our own calls' answers, the
     # reconciliation) gets a finalized or paid one archived, after the commit.
     request_archive(session, row)

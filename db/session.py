@@ -44,3 +44,15 @@ def transaction() -> Iterator[Session]:
     """One unit of work: commits when the block ends, rolls back if it raises."""
     with new_session() as session, session.begin():
         yield session
+
+
+@contextmanager
+def connection_session() -> Iterator[Session]:
+    """A session that keeps one pooled connection for several transactions in a row (begin
+    each with `session.begin()`): one checkout, and one liveness ping, instead of one per
+    transaction. A task's claim and its work transaction share one."""
+    with (
+        get_engine().connect() as connection,
+        Session(connection, expire_on_commit=False) as session,
+    ):
+        yield session

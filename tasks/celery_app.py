@@ -44,7 +44,10 @@ def configure(app: Celery, settings: Settings) -> None:
         task_time_limit=300,
         task_soft_time_limit=240,
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        # No `task-sent` event per publish: on renewal day that is a second Redis round trip
+        # for every event the batch task fans out and every email. Flower shows each task
+        # from the worker's `task-received` on, as it always did for the API's batches.
+        task_send_sent_event=False,
         task_default_queue=WEBHOOKS_QUEUE,
         task_routes={
             "stripe.*": {"queue": WEBHOOKS_QUEUE},

@@ -189,6 +189,35 @@ def test_a_webhook_that_cannot_be_stored_is_reported_with_its_event(envelopes):
     assert_clean(raw)
 
 
+def test_an_error_escaping_the_webhook_is_reported_and_answered_500(envelopes, monkeypatch):
+    # The webhook is answered before Sentry's ASGI middleware (api.hot_path): what escapes
+    # its endpoint must still arrive, named by its route and scrubbed.
+    from api.routes import webhooks
+
+    def broken(body: bytes, *, live: bool) -> None:
+        raise RuntimeError(f"parsing for {EMAIL} broke")
+
+    monkeypatch.setattr(webhooks, "_parse_event", broken)
+    settings = load_settings(sentry_dsn=envelopes.dsn)
+    body = encode(make_event("invoice.paid"))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        response = client.post(
+            "/api/stripe/webhook", content=body, headers=signed(body, WEBHOOK_SECRET)
+        )
+    assert (response.status_code, response.json()) == (500, {"detail": "Internal Server Error"})
+
+    event, raw = envelopes.wait_for_event(
+        lambda e: (
+            e.get("exception", {}).get("values", [{}])[-1].get("type") == "RuntimeError"
+            and e.get("transaction") == "/api/stripe/webhook"
+        )
+    )
+
+    assert _tags(event)["component"] == "api"
+    assert "j***@example.com" in event["exception"]["values"][-1]["value"]
+    assert_clean(raw)
+
+
 # --- The worker ------------------------------------------------------------------------
 
 

@@ -7,10 +7,11 @@ import logging
 
 import sentry_sdk
 from celery import Task
+from sqlalchemy.orm import Session
 
 from core.sentry import REPORTED, bind_stripe_event, celery_scopes_are_isolated
 from core.settings import get_settings
-from db.session import transaction
+from db.session import connection_session
 from tasks.celery_app import app
 from tasks.context import worker_context
 from tasks.events import processing
@@ -38,8 +39,14 @@ def process_stored_event(task: Task, row_id: int, *, event_type: str) -> str:
 
 
 def _process(task: Task, row_id: int) -> str:
+    # The claim and the work transaction run one after the other on one connection.
+    with connection_session() as session:
+        return _claim_and_apply(task, session, row_id)
+
+
+def _claim_and_apply(task: Task, session: Session, row_id: int) -> str:
     try:
-        with transaction() as session:
+        with session.begin():
             claim = processing.claim(session, row_id=row_id)
     except Exception as exc:
         if is_transient(exc) and task.request.retries < task.max_retries:
@@ -49,7 +56,9 @@ def _process(task: Task, row_id: int) -> str:
         return Outcome.SKIPPED
     bind_stripe_event(event_id=claim.stripe_event_id, event_type=claim.event_type)
     try:
-        return processing.apply(row_id=row_id, attempt=claim.attempt, ctx=worker_context())
+        return processing.apply(
+            row_id=row_id, attempt=claim.attempt, ctx=worker_context(), session=session
+        )
     except Exception as exc:
         if is_transient(exc) and task.request.retries < task.max_retries:
             delay = retry_delay(task.request.retries)
