@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -45,6 +49,8 @@ def api(host: str, port: int, workers: int, access_log: bool) -> None:
 
     settings = _settings()
     configure_logging(settings)
+    if workers > 1:
+        _share_metrics_between_processes()
     uvicorn.run(
         "api.main:app",
         host=host,
@@ -56,6 +62,20 @@ def api(host: str, port: int, workers: int, access_log: bool) -> None:
         # uvicorn applies it in each of its processes, instead of its own text handlers.
         log_config=logging_config(settings),
     )
+
+
+def _share_metrics_between_processes() -> None:
+    """Prometheus multiprocess mode for uvicorn's processes: without it each process would
+    answer `/metrics` with its own counts only, a different one at each scrape. An operator's
+    PROMETHEUS_MULTIPROC_DIR is kept; otherwise an empty directory of this run's own is made
+    (and removed at exit), before any process imports prometheus_client."""
+    from core.metrics import MULTIPROC_DIR_VARIABLE
+
+    if os.environ.get(MULTIPROC_DIR_VARIABLE):
+        return
+    directory = tempfile.mkdtemp(prefix="billing-api-metrics-")
+    os.environ[MULTIPROC_DIR_VARIABLE] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
 @main.command(context_settings=PASS_THROUGH)
