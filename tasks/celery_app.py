@@ -127,6 +127,10 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
             "task": "billing.remind_dispute_evidence",
             "schedule": _daily_at(settings.dispute_reminders_at),
         },
+        "maintain-event-partitions": {
+            "task": "billing.maintain_event_partitions",
+            "schedule": _daily_at(settings.reconcile_at),
+        },
         "reconcile-subscriptions": {
             "task": "billing.reconcile_subscriptions",
             "schedule": _daily_at(settings.reconcile_at),
@@ -151,6 +155,7 @@ app = Celery(
     include=[
         "tasks.events.tasks",
         "tasks.events.outbox",
+        "tasks.events.partitions",
         "tasks.emails",
         "tasks.dispute_reminders",
         "tasks.reconciliation.task",

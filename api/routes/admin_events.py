@@ -19,6 +19,7 @@ from api.schemas import (
 from billing.replay import mark_for_replay
 from core.task_names import event_task_name
 from db.models import EventStatus, WebhookEvent
+from db.webhook_events import is_stripe_event
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def list_webhook_events(
 
 
 def _get(session: SessionDep, event_id: str) -> WebhookEvent:
-    row = session.scalar(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event_id))
+    row = session.scalar(select(WebhookEvent).where(is_stripe_event(event_id)))
     if row is None:
         raise HTTPException(404, f"No stored event {event_id}.")
     return row
