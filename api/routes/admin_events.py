@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from api.deps import AdminDep, NoNulParamsDep, PublisherDep, SessionDep, SettingsDep
 from api.schemas import (
@@ -41,7 +42,14 @@ def list_webhook_events(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> WebhookEventList:
     """Stored events, newest first, filtered by status and type."""
-    query = select(WebhookEvent).order_by(WebhookEvent.id.desc()).limit(limit)
+    # The list shows no payload: left unread, a page of 500 does not fetch, decompress and
+    # parse 2 MB of JSON it would throw away.
+    query = (
+        select(WebhookEvent)
+        .options(defer(WebhookEvent.payload))
+        .order_by(WebhookEvent.id.desc())
+        .limit(limit)
+    )
     if status is not None:
         query = query.where(WebhookEvent.status == status)
     if type:
