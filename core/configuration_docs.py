@@ -49,6 +49,10 @@ SECTIONS: dict[str, str] = {
     "Reconciliation and disputes": "",
     "Sweep and retries": "",
     "Host application": "",
+    "Archive": (
+        "Invoice PDFs are archived as described in "
+        "[operations.md](operations.md#the-invoice-archive)."
+    ),
 }
 
 INTRO = """\
@@ -103,6 +107,8 @@ ALWAYS_REFUSED: tuple[dict[str, Any], ...] = (
     {"app_billing_url": "/billing"},
     {"reconcile_at": "3am"},
     {"dispute_reminders_at": "8am"},
+    {"invoice_archive_url": "ftp://files.example.com/invoices"},
+    {"s3_endpoint_url": "minio:9000"},
 )
 FLOWER_REFUSAL = (
     "Flower (`billing flower`, the `flower` service) refuses to start without "

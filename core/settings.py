@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.object_store import check_store_url
+
 PAID_PLANS = ("starter", "pro", "team")
 # Each paid plan's price id is in STRIPE_PRICE_<PLAN>_TEST or _LIVE (see `Settings.price_variable`).
 PRICE_VARIABLE_PREFIX = "STRIPE_PRICE_"
@@ -386,6 +388,25 @@ class Settings(BaseSettings):
         json_schema_extra={"section": "Sweep and retries"},
     )
 
+    invoice_archive_url: str = Field(
+        default="file://./var/invoices",
+        description=(
+            "Where invoice PDFs (and archived event months) are kept: `file://./var/invoices` "
+            "(a directory, relative to the working directory; `file:///srv/invoices` for an "
+            "absolute one) or `s3://bucket/prefix` (boto3, with its usual credentials: "
+            "`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, or a role)."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
+    s3_endpoint_url: str = Field(
+        default="",
+        description=(
+            "The address of an S3-compatible server (MinIO, Ceph, R2...) for an `s3://` "
+            "archive; empty: AWS S3 itself."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
+
     @field_validator("reconcile_at", "dispute_reminders_at")
     @classmethod
     def _time_of_day_is_hh_mm(cls, value: str, info: ValidationInfo) -> str:
@@ -398,6 +419,22 @@ class Settings(BaseSettings):
     def _smtp_url_scheme(cls, value: str) -> str:
         if value and not value.startswith(("smtp://", "smtp+starttls://", "smtps://")):
             raise ValueError("SMTP_URL must start with smtp://, smtp+starttls:// or smtps://.")
+        return value
+
+    @field_validator("invoice_archive_url")
+    @classmethod
+    def _archive_url_names_a_store(cls, value: str) -> str:
+        try:
+            check_store_url(value)
+        except ValueError as exc:
+            raise ValueError(f"INVOICE_ARCHIVE_URL {exc}.") from None
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint_is_http(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("S3_ENDPOINT_URL must be an http(s) URL, such as http://minio:9000.")
         return value
 
     @field_validator("app_billing_url")

@@ -37,6 +37,10 @@ from core.settings import ConfigurationError, load_settings
         ),
         ({"app_billing_url": "/billing"}, "APP_BILLING_URL"),
         ({"checkout_idempotency_window_seconds": 0}, "CHECKOUT_IDEMPOTENCY_WINDOW_SECONDS"),
+        ({"invoice_archive_url": "ftp://files.example.com/x"}, "INVOICE_ARCHIVE_URL"),
+        ({"invoice_archive_url": "s3://"}, "INVOICE_ARCHIVE_URL"),
+        ({"invoice_archive_url": "file://"}, "INVOICE_ARCHIVE_URL"),
+        ({"s3_endpoint_url": "minio:9000"}, "S3_ENDPOINT_URL"),
     ],
 )
 def test_unsafe_settings_are_refused_with_one_sentence(overrides, variable):
