@@ -126,6 +126,46 @@ def upgrade() -> None:
 
 
 @main.group()
+def events() -> None:
+    """Archived months of webhook_events (WEBHOOK_EVENTS_RETENTION_MONTHS)."""
+
+
+@events.command()
+def archive() -> None:
+    """Archive now the months past WEBHOOK_EVENTS_RETENTION_MONTHS (the daily job's work)."""
+    settings = _settings()
+    from tasks.events.archive import archive_expired_months
+
+    if settings.webhook_events_retention_months is None:
+        click.echo("WEBHOOK_EVENTS_RETENTION_MONTHS is unset: every month is kept")
+        return
+    for label, rows in archive_expired_months(settings).items():
+        click.echo(f"{label}: " + ("pending rows, left online" if rows is None else f"{rows} rows"))
+
+
+@events.command()
+@click.option("--month", required=True, help="YYYY-MM (or `legacy`: the rows before 0016)")
+def restore(month: str) -> None:
+    """Bring an archived month of webhook_events back online."""
+    import psycopg
+
+    settings = _settings()
+    from tasks.events.archive import ArchiveError, archive_store, restore_month, table_of
+
+    try:
+        table_of(month)
+    except ValueError:
+        raise click.BadParameter("must be YYYY-MM or legacy", param_hint="--month") from None
+    with psycopg.connect(settings.libpq_url, autocommit=True) as conn:
+        try:
+            archived, restored = restore_month(conn, archive_store(settings), month)
+        except ArchiveError as exc:
+            click.echo(f"billing: {exc}", err=True)
+            sys.exit(1)
+    click.echo(f"{month}: {restored} of {archived} archived rows restored")
+
+
+@main.group()
 def emails() -> None:
     """Email templates."""
 

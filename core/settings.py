@@ -407,6 +407,18 @@ class Settings(BaseSettings):
         json_schema_extra={"section": "Archive"},
     )
 
+    webhook_events_retention_months: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Months of `webhook_events` kept online; older months are written to the archive "
+            "(INVOICE_ARCHIVE_URL, under `webhook-events/`: gzipped JSON lines and a manifest "
+            "with checksums) and then dropped, once a day. Unset: everything is kept. "
+            "`billing events restore --month YYYY-MM` brings a month back."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
+
     @field_validator("reconcile_at", "dispute_reminders_at")
     @classmethod
     def _time_of_day_is_hh_mm(cls, value: str, info: ValidationInfo) -> str:

@@ -131,6 +131,10 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
             "task": "billing.maintain_event_partitions",
             "schedule": _daily_at(settings.reconcile_at),
         },
+        "archive-event-months": {
+            "task": "billing.archive_event_months",
+            "schedule": _daily_at(settings.reconcile_at),
+        },
         "reconcile-subscriptions": {
             "task": "billing.reconcile_subscriptions",
             "schedule": _daily_at(settings.reconcile_at),
@@ -156,6 +160,7 @@ app = Celery(
         "tasks.events.tasks",
         "tasks.events.outbox",
         "tasks.events.partitions",
+        "tasks.events.archive",
         "tasks.emails",
         "tasks.dispute_reminders",
         "tasks.reconciliation.task",
