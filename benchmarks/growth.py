@@ -19,6 +19,7 @@ fill only, with session_replication_role). At each size:
   run): the ratio of the two is the cost of the size, whatever the machine's load does
   meanwhile. Only the database statement depends on the table's size, so the HTTP side
   (measured by benchmarks/ingest.py) is left out;
+  The PostgreSQL backends' CPU per stored event is reported beside it (from /proc);
 * dedup: the same number of deliveries of events stored before (old months'), through the
   same writer: events/s of duplicates;
 * sweep: the sweep's claim statement (db/outbox.py), in a transaction rolled back, median of
@@ -70,6 +71,7 @@ class Stage:
     rows: int
     ingest_rate: float
     empty_rate: float
+    pg_cpu_us: float
     dedup_rate: float
     sweep_ms: float
     list_ms: dict[str, float]
@@ -134,8 +136,10 @@ def new_events(count: int, tag: str) -> list[bytes]:
     return [invoice_paid_event(f"{tag}{i:08d}", i % 64, now) for i in range(count)]
 
 
-async def store_all(libpq_url: str, bodies: list[bytes]) -> float:
-    """Store the events through EventStore from CONCURRENCY callers; events/s."""
+async def store_all(libpq_url: str, bodies: list[bytes]) -> tuple[float, float]:
+    """Store the events through EventStore from CONCURRENCY callers; events/s, and the
+    PostgreSQL backends' CPU per event in microseconds (the writers' connections are opened
+    by this run, so their whole CPU time is this run's)."""
     import orjson
 
     from api.ingest import EventStore, IncomingEvent
@@ -166,8 +170,27 @@ async def store_all(libpq_url: str, bodies: list[bytes]) -> float:
     started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
     elapsed = time.perf_counter() - started
+    backend_cpu = backends_cpu_seconds(libpq_url)
     await store.close()
-    return len(events) / elapsed
+    return len(events) / elapsed, backend_cpu / len(events) * 1e6
+
+
+def backends_cpu_seconds(libpq_url: str) -> float:
+    """User and system CPU of every other backend of this database (read from /proc: the
+    server runs on this machine)."""
+    with psycopg.connect(libpq_url) as conn:
+        pids = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def timed_ms(run: Callable[[], object], repeat: int) -> float:
@@ -235,7 +258,7 @@ def measure(url: str, empty_url: str, rows: int, events: int, round_tag: str) ->
         with psycopg.connect(empty_url, autocommit=True) as conn:
             conn.execute("TRUNCATE webhook_events, webhook_event_ids")
         empty_rates.append(
-            asyncio.run(store_all(empty_url, new_events(events, f"{round_tag}e{attempt}")))
+            asyncio.run(store_all(empty_url, new_events(events, f"{round_tag}e{attempt}")))[0]
         )
         rates.append(asyncio.run(store_all(url, new_events(events, f"{round_tag}n{attempt}"))))
     # Duplicates: old months' events if there are any, else the ones just stored.
@@ -244,7 +267,7 @@ def measure(url: str, empty_url: str, rows: int, events: int, round_tag: str) ->
     dup_bodies = [
         invoice_paid_event(d.removeprefix("evt_"), i % 64, now) for i, d in enumerate(duplicates)
     ]
-    dedup_rate = asyncio.run(store_all(url, dup_bodies))
+    dedup_rate = asyncio.run(store_all(url, dup_bodies))[0]
     with psycopg.connect(url, autocommit=True) as conn:
         # Settle what was just stored, as the workers would have.
         conn.execute(
@@ -255,10 +278,12 @@ def measure(url: str, empty_url: str, rows: int, events: int, round_tag: str) ->
     sweep_ms, list_ms, detail_ms = measure_queries(
         stored or [f"evt_{round_tag}n0{i:08d}" for i in range(min(events, 1000))]
     )
+    best = max(rates)
     return Stage(
         rows,
-        max(rates),
+        best[0],
         max(empty_rates),
+        best[1],
         dedup_rate,
         sweep_ms,
         list_ms,
@@ -269,13 +294,14 @@ def measure(url: str, empty_url: str, rows: int, events: int, round_tag: str) ->
 
 def report(stages: list[Stage]) -> None:
     print(
-        f"\n{'rows':>12}{'ingest/s':>10}{'empty/s':>9}{'ratio':>7}{'dup/s':>9}{'sweep ms':>10}"
+        f"\n{'rows':>12}{'ingest/s':>10}{'empty/s':>9}{'ratio':>7}{'PG us':>7}{'dup/s':>9}"
+        f"{'sweep ms':>10}"
         f"{'list ms':>9}{'failed':>8}{'by type':>9}{'detail ms':>11}{'DB MB':>9}"
     )
     for s in stages:
         print(
             f"{s.rows:>12,}{s.ingest_rate:>10,.0f}{s.empty_rate:>9,.0f}"
-            f"{s.ingest_rate / s.empty_rate:>7.2f}{s.dedup_rate:>9,.0f}"
+            f"{s.ingest_rate / s.empty_rate:>7.2f}{s.pg_cpu_us:>7.0f}{s.dedup_rate:>9,.0f}"
             f"{s.sweep_ms:>10.2f}{s.list_ms['newest']:>9.2f}{s.list_ms['status=failed']:>8.2f}"
             f"{s.list_ms['type=charge.succeeded']:>9.2f}{s.detail_ms:>11.2f}{s.database_mb:>9,.0f}"
         )
