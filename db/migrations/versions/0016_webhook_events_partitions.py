@@ -39,6 +39,7 @@ depends_on = None
 STATUSES = "'received', 'queued', 'processing', 'processed', 'failed', 'ignored'"
 PENDING = "status IN ('received', 'queued', 'processing')"
 MONTHS_AHEAD = 3
+LEGACY_ID_BOUND = 1 << 40
 
 LZ4_AVAILABLE = """
 SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'
@@ -170,21 +171,37 @@ def upgrade() -> None:
     op.execute(PARTITIONED_TABLE)
     if bind.exec_driver_sql(LZ4_AVAILABLE).scalar():
         op.execute("ALTER TABLE webhook_events ALTER COLUMN payload SET COMPRESSION lz4")
+    # Rows with month ids (kept by an earlier downgrade of this migration) go back to the
+    # months they name, through the DEFAULT partition.
+    op.execute(
+        f"INSERT INTO webhook_events_default SELECT * FROM webhook_events_legacy"
+        f" WHERE id >= {LEGACY_ID_BOUND}"
+    )
+    op.execute(f"DELETE FROM webhook_events_legacy WHERE id >= {LEGACY_ID_BOUND}")
     # The old identity values are all below 2^40, where no month's ids start (the first id
-    # of January of year 1 is 12 x 2^40); ATTACH checks it, and fails the migration if not.
+    # of January of year 1 is 12 x 2^40).
     op.execute(
         "ALTER TABLE webhook_events ATTACH PARTITION webhook_events_legacy"
-        " FOR VALUES FROM (MINVALUE) TO (1099511627776)"
+        f" FOR VALUES FROM (MINVALUE) TO ({LEGACY_ID_BOUND})"
     )
     op.execute(IDS_TABLE)
     op.execute(
         "INSERT INTO webhook_event_ids (stripe_event_id, row_id)"
-        " SELECT stripe_event_id, id FROM webhook_events_legacy"
+        " SELECT stripe_event_id, id FROM webhook_events"
     )
     op.execute(
         "SELECT webhook_events_ensure_partition("
         "((now() AT TIME ZONE 'UTC')::date + make_interval(months => m))::date)"
         f" FROM generate_series(0, {MONTHS_AHEAD}) AS m"
+    )
+    op.execute(
+        "SELECT webhook_events_ensure_partition(make_date((m / 12)::int, (m % 12 + 1)::int, 1))"
+        " FROM (SELECT DISTINCT id >> 40 AS m FROM webhook_events_default) AS months"
+    )
+    # New ids of this month must not meet the ones those rows kept.
+    op.execute(
+        "SELECT setval('webhook_events_row_seq', max(id & 1099511627775))"
+        f" FROM webhook_events WHERE id >= {LEGACY_ID_BOUND} HAVING count(*) > 0"
     )
 
 
