@@ -14,6 +14,7 @@ from datetime import date
 
 import psycopg
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
 
 from core.settings import load_settings
@@ -185,3 +186,18 @@ def test_an_unpartitioned_table_migrates_in_place_keeping_rows_ids_and_dedup(
             "SELECT stripe_event_id FROM webhook_events ORDER BY id DESC LIMIT 1"
         ).fetchone()
         assert newest == ("evt_after_migration",)
+
+    # Down and up again: every row and its id come back, and new ids do not meet old ones.
+    settings = load_settings(database_url=url)
+    previous = ScriptDirectory.from_config(alembic_config(settings)).get_revision(
+        PARTITIONED_REVISION
+    )
+    command.downgrade(alembic_config(settings), str(previous.down_revision))
+    upgrade(settings)
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM webhook_events").fetchone() == (20_001,)
+        assert conn.execute("SELECT count(*) FROM webhook_event_ids").fetchone() == (20_001,)
+        conn.execute(
+            "INSERT INTO webhook_events (stripe_event_id, type, livemode, payload)"
+            " VALUES ('evt_after_round_trip', 'invoice.paid', false, '{}')"
+        )
