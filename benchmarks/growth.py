@@ -37,18 +37,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -83,6 +85,11 @@ def parse_options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="0,1000000,10000000", help="table sizes to measure")
     parser.add_argument("--events", type=int, default=20_000, help="events per ingest run")
+    parser.add_argument(
+        "--resume",
+        default="",
+        help="DATABASE:ROWS, a bench database left filled to ROWS by a run cut short",
+    )
     return parser.parse_args()
 
 
@@ -292,12 +299,13 @@ def measure(url: str, empty_url: str, rows: int, events: int, round_tag: str) ->
     )
 
 
-def report(stages: list[Stage]) -> None:
-    print(
-        f"\n{'rows':>12}{'ingest/s':>10}{'empty/s':>9}{'ratio':>7}{'PG us':>7}{'dup/s':>9}"
-        f"{'sweep ms':>10}"
-        f"{'list ms':>9}{'failed':>8}{'by type':>9}{'detail ms':>11}{'DB MB':>9}"
-    )
+def report(stages: list[Stage], *, header: bool = True) -> None:
+    if header:
+        print(
+            f"\n{'rows':>12}{'ingest/s':>10}{'empty/s':>9}{'ratio':>7}{'PG us':>7}{'dup/s':>9}"
+            f"{'sweep ms':>10}"
+            f"{'list ms':>9}{'failed':>8}{'by type':>9}{'detail ms':>11}{'DB MB':>9}"
+        )
     for s in stages:
         print(
             f"{s.rows:>12,}{s.ingest_rate:>10,.0f}{s.empty_rate:>9,.0f}"
@@ -319,6 +327,19 @@ def report(stages: list[Stage]) -> None:
     )
 
 
+@contextlib.contextmanager
+def resumed_database(admin_url: str, name: str) -> Iterator[str]:
+    """A bench database a run left behind (cut short by a server restart, say): used as it
+    is, and dropped on the way out like a throwaway one."""
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 def main() -> None:
     opts = parse_options()
     sizes = [int(n) for n in opts.sizes.split(",")]
@@ -326,10 +347,15 @@ def main() -> None:
         "BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
     print(f"disk free before: {shutil.disk_usage(ROOT).free / 2**30:.0f} GiB", flush=True)
-    with (
-        throwaway_database(admin_url, name="growth") as url,
-        throwaway_database(admin_url, name="growth_empty") as empty_url,
-    ):
+    with contextlib.ExitStack() as stack:
+        have = 0
+        if opts.resume:
+            name, _, rows = opts.resume.partition(":")
+            url = stack.enter_context(resumed_database(admin_url, name))
+            have = int(rows)
+        else:
+            url = stack.enter_context(throwaway_database(admin_url, name="growth"))
+        empty_url = stack.enter_context(throwaway_database(admin_url, name="growth_empty"))
         os.environ.update(
             DATABASE_URL=url.replace("postgresql://", "postgresql+psycopg://", 1),
             SENTRY_DSN="",
@@ -340,14 +366,16 @@ def main() -> None:
         upgrade(get_settings())
         upgrade(load_settings(database_url=empty_url))
         months = history_months(date.today())
-        stages, have = [], 0
+        stages: list[Stage] = []
         for size in sizes:
             print(f"filling to {size:,} rows", flush=True)
             started = time.monotonic()
             fill(url, have, size, months)
-            have = size
+            have = max(have, size)
             print(f"  filled in {time.monotonic() - started:.0f} s; measuring", flush=True)
             stages.append(measure(url, empty_url, size, opts.events, f"g{size}"))
+            # Each size's line as soon as it is known: a run cut short keeps what it measured.
+            report(stages[-1:], header=not stages[:-1])
             print(
                 f"  DB {stages[-1].database_mb:,.0f} MB, disk free "
                 f"{shutil.disk_usage(ROOT).free / 2**30:.0f} GiB",
