@@ -51,6 +51,8 @@ bench: install ## slow benchmarks; never part of `make test`
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/reconcile.py
 	$(BIN)/python benchmarks/renewal_day.py --slow-smtp-ms 200
+	$(BIN)/python benchmarks/partition_migration.py
+	$(BIN)/python benchmarks/growth.py
 
 docs: install ## docs/configuration.md, generated from the Settings class (core/settings.py)
 	$(BIN)/python -m core.configuration_docs --write

@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """What the webhook hot path keeps open for the process's life: the event store, the
-    dispatcher to the broker, and Redis."""
+    dispatcher to the broker, and (on a Redis broker) a connection for readiness checks."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,8 +72,14 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         app.state.dispatcher = dispatcher
         # Parsed once here rather than on every delivery.
         app.state.webhook_secrets = settings.webhook_secrets
-        app.state.redis = redis.asyncio.from_url(
-            settings.redis_url, socket_connect_timeout=1, socket_timeout=1
+        # Readiness asks a Redis broker with one PING on a kept connection; a RabbitMQ
+        # broker is asked through the dispatcher (kombu has no async client).
+        app.state.redis = (
+            None
+            if settings.broker_is_rabbitmq
+            else redis.asyncio.from_url(
+                settings.celery_broker_url, socket_connect_timeout=1, socket_timeout=1
+            )
         )
         _freeze_startup_objects()
         try:
@@ -81,7 +87,8 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         finally:
             await store.close()
             await dispatcher.stop()
-            await app.state.redis.aclose()
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
 
     return lifespan
 

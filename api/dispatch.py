@@ -1,33 +1,29 @@
 """Publish newly stored events to the broker from the event loop, in batches.
 
 The request never waits for the broker: it appends the new row id to a list and answers.
-A task on the same loop wakes once per window and pushes one
-`billing.enqueue_stored_events` message per batch straight onto the Celery queue's Redis
-list, with an async client. Celery's own send_task is not used here: it is synchronous
-(a thread would be needed, and it takes the GIL from the loop for about a millisecond per
-message), it subscribes to a result channel per message and sends a `task-sent` event, none
-of which an internal batch message needs. The message itself is built by Celery
-(`as_task_v2`) and serialized by kombu, so a worker reads it as one of its own.
+A task on the same loop wakes once per window and publishes one
+`billing.enqueue_stored_events` message per batch (up to MAX_BATCH row ids), through Celery
+and kombu on whichever broker BROKER_URL names: Redis, or RabbitMQ with publisher confirms.
+
+kombu's clients are synchronous, so each publish runs on one thread of its own (one, so the
+pooled connection is only ever used by one thread, and batches leave in order). A publish
+holds the GIL for about a millisecond; batching makes that one per window, not one per
+request, which is why the hot path can afford it.
 
 If the broker is down, the batch is dropped and the rows stay `received`; the sweep
-enqueues them once it is back.
+enqueues them once it is back. The same holds on RabbitMQ when the broker does not confirm
+a message: the publish raises, and the sweep owns the rows.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
-import uuid
+from concurrent.futures import ThreadPoolExecutor
 
-import redis.asyncio
 from celery import Celery
-from kombu.serialization import dumps as serialize
-from kombu.utils.json import dumps as json_dumps
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +33,16 @@ BATCH_WINDOW_SECONDS = 0.02
 MAX_BATCH = 500
 MAX_BACKLOG = 100_000
 BROKER_DOWN_PAUSE_SECONDS = 2.0
-BROKER_TIMEOUT_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 2.0
+# One reconnection, at once: it replaces a connection the broker closed while the API was
+# idle (RabbitMQ drops one that missed its heartbeats). More retries would hold the batch
+# while ids pile up; a failed publish is left to the sweep.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0,
+    "interval_max": 0,
+}
 
 
 class EventDispatcher:
@@ -47,20 +51,7 @@ class EventDispatcher:
     ) -> None:
         self._app = celery_app
         self._task_name = task_name
-        conf = celery_app.conf
-        # Where Celery's router sends this task; Celery publishes a direct-queue task to the
-        # anonymous exchange with the queue name as routing key, and kombu's Redis transport
-        # stores it as an LPUSH on the (prefixed) queue key.
-        self._queue: str = celery_app.amqp.router.route({}, task_name)["queue"].name
-        prefix = (conf.broker_transport_options or {}).get("global_keyprefix", "")
-        self._key = f"{prefix}{self._queue}"
-        self._redis = redis.asyncio.from_url(
-            conf.broker_url,
-            socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
-            socket_timeout=BROKER_TIMEOUT_SECONDS,
-            # One try: a failed publish is left to the sweep, not retried while ids pile up.
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-dispatch")
         self._ids: list[int] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -79,13 +70,26 @@ class EventDispatcher:
             await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_SECONDS)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._flush(), STOP_TIMEOUT_SECONDS)
-        await self._redis.aclose()
+        with contextlib.suppress(TimeoutError):
+            closing = asyncio.get_running_loop().run_in_executor(self._executor, self._app.close)
+            await asyncio.wait_for(closing, STOP_TIMEOUT_SECONDS)
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, row_id: int) -> None:
         # When full, the sweep will find the row; memory stays bounded during a long outage.
         if len(self._ids) < MAX_BACKLOG:
             self._ids.append(row_id)
             self._wakeup.set()
+
+    async def broker_answers(self) -> bool:
+        """Whether a connection to the broker opens now (readiness), on a thread of the
+        default pool so that a slow answer never holds a publish up."""
+        return await asyncio.to_thread(self._connect_once)
+
+    def _connect_once(self) -> bool:
+        with self._app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=1)
+            return True
 
     async def _run(self) -> None:
         while True:
@@ -104,33 +108,20 @@ class EventDispatcher:
         if time.monotonic() < self._broker_down_until:
             return  # left `received` for the sweep
         try:
-            await self._redis.lpush(self._key, self._message(batch))
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._send, batch)
         except Exception as exc:
             self._broker_down_until = time.monotonic() + BROKER_DOWN_PAUSE_SECONDS
             log.warning(
                 "broker unreachable, %d stored events left for the sweep: %s", len(batch), exc
             )
 
-    def _message(self, batch: list[int]) -> str:
-        """The task message as kombu's Redis transport stores it."""
-        task_id = str(uuid.uuid4())
-        headers, properties, body, _ = self._app.amqp.as_task_v2(
-            task_id, self._task_name, args=[batch], origin=self._app.oid, ignore_result=True
-        )
-        content_type, content_encoding, data = serialize(body, serializer="json")
-        properties.update(
-            delivery_mode=2,  # persistent, Celery's default
-            delivery_info={"exchange": "", "routing_key": self._queue},
-            priority=0,
-            body_encoding="base64",
-            delivery_tag=str(uuid.uuid4()),
-        )
-        return json_dumps(
-            {
-                "body": base64.b64encode(data.encode() if isinstance(data, str) else data).decode(),
-                "content-encoding": content_encoding,
-                "content-type": content_type,
-                "headers": headers,
-                "properties": properties,
-            }
-        )
+    def _send(self, batch: list[int]) -> None:
+        with self._app.producer_or_acquire() as producer:
+            self._app.send_task(
+                self._task_name,
+                args=[batch],
+                producer=producer,
+                ignore_result=True,
+                retry=True,
+                retry_policy=PUBLISH_RETRY_POLICY,
+            )

@@ -2,7 +2,8 @@
 
 Requests put their event on a queue and await a future. A few writer coroutines each take
 whatever has gathered (no timer, so a lone request waits for nothing) and store it with one
-`INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING` in one transaction.
+`INSERT ... SELECT FROM unnest(...) RETURNING` in one transaction (the table's insert trigger
+drops a row whose Stripe id is stored already, as ON CONFLICT DO NOTHING did: migration 0016).
 Under load that turns dozens of round trips and fsyncs into one; every future is resolved
 only after the commit, so nothing is acknowledged before it is durable. A row PostgreSQL
 refuses (a NUL character, an index entry too long) fails the statement, not its batch: the
@@ -49,7 +50,6 @@ SELECT e.id, e.type, e.api_version, e.livemode::bool, e.account,
        CASE WHEN e.status = 'ignored' THEN now() END
 FROM unnest(%b, %b, %b, %b, %b, %b, %b, %b, %b)
      AS e(id, type, api_version, livemode, account, created, payload, status, last_error)
-ON CONFLICT (stripe_event_id) DO NOTHING
 RETURNING id, stripe_event_id
 """
 

@@ -6,6 +6,7 @@ Command (from the repository root; PostgreSQL and Redis running locally, wrk ins
 
     .venv/bin/python benchmarks/ingest.py [--duration 20] [--connections 16] [--threads 2]
                                           [--events N] [--warmup 3] [--rounds 3] [--no-sentry]
+                                          [--api-processes 1,2]
 
 Two servers run on free ports, one after the other under load, in alternating rounds
 (ceiling, platform, ceiling, platform, ...; each round starts both servers afresh, and the
@@ -14,11 +15,13 @@ platform on a new database):
 * ceiling: `benchmarks/ceiling_app.py`, a FastAPI endpoint that checks the signature
   (stripe.WebhookSignature.verify_header: HMAC and the 300 s tolerance), parses the JSON with
   orjson and stores nothing;
-* platform: `billing api` on a throwaway database (created, migrated, dropped after its round),
+* platform: `billing api --workers N`, once for each `--api-processes` count (1 and 2 by
+  default), on a throwaway database (created, migrated, dropped after its round),
   storing every event in `webhook_events` and publishing to Redis under a `bench-...:` key
-  prefix (deleted afterwards). No Celery worker runs, so only ingest is measured. It runs with
-  production's observability on: Sentry (its DSN pointing at a local sink that accepts the
-  envelopes; `--no-sentry` leaves it unset), JSON logs and the metrics counters.
+  prefix (deleted afterwards). No Celery worker runs, so only ingest is measured. It runs
+  with production's observability on: Sentry (its DSN pointing at a local sink that
+  accepts the envelopes; `--no-sentry` leaves it unset), JSON logs and the metrics
+  counters.
 
 Each side gets distinct signed `invoice.paid` events of about 4 KB (an invoice shaped like
 Stripe's, fresh signature timestamps), pre-generated and replayed by wrk (`replay.lua`, one
@@ -72,6 +75,7 @@ VARIANTS = 64
 SERIAL_MARK = "@" * 20  # in the templates; each event's serial (tag + number) replaces it
 PHASE_SERIALS = 10**9  # each run (round x warm-up/measured) takes serials from its own block
 RUN_TAG = secrets.token_hex(4)  # with a serial number, makes the event ids of this run
+RUNS_PER_ROUND = 16  # serial blocks per round: the ceiling's, and one per process count
 TARGET_RATIO = 0.8
 TARGET_P99_MS = 15.0
 
@@ -85,6 +89,7 @@ class Options:
     events: int
     rounds: int
     sentry: bool
+    api_processes: tuple[int, ...]
     pg_admin_url: str
     redis_url: str
 
@@ -126,7 +131,13 @@ def parse_options() -> Options:
     parser.add_argument(
         "--no-sentry", action="store_true", help="run the platform without a Sentry DSN"
     )
+    parser.add_argument(
+        "--api-processes",
+        default="1,2",
+        help="the platform's process counts measured each round (billing api --workers N)",
+    )
     args = parser.parse_args()
+    api_processes = tuple(int(n) for n in args.api_processes.split(","))
     if min(args.duration, args.warmup, args.connections, args.threads, args.rounds) < 1:
         parser.error(
             "--duration, --warmup, --connections, --threads and --rounds must be at least 1"
@@ -139,6 +150,7 @@ def parse_options() -> Options:
         events=args.events,
         rounds=args.rounds,
         sentry=not args.no_sentry,
+        api_processes=api_processes,
         pg_admin_url=os.environ.get(
             "BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
@@ -469,13 +481,14 @@ class Side:
     base: str  # the server's URL
     secret: str
     workdir: Path
-    round: int  # from 0; each round's events are new to the platform's table
+    round: int  # from 0
+    block: int  # each run's events come from blocks of serials of its own: never seen before
 
 
 def load(side: Side, opts: Options) -> list[WrkResult]:
     """A warm-up run, then the measured run on as many new events as it can use; both."""
     warmup_events = opts.warmup * WARMUP_RATE_ALLOWANCE
-    first = 2 * side.round * PHASE_SERIALS
+    first = 2 * side.block * PHASE_SERIALS
     warmup = drive(side, "warm-up", first, warmup_events, opts.warmup, opts)
     events = opts.events or int(warmup.rate * opts.duration * HEADROOM) + 1000
     return [warmup, drive(side, "measured", first + PHASE_SERIALS, events, opts.duration, opts)]
@@ -521,18 +534,26 @@ def measure_ceiling(env: dict[str, str], workdir: Path, opts: Options, round_no:
     # The same uvicorn settings as `billing api` (see ceiling_app.main).
     argv = [sys.executable, str(ROOT / "benchmarks" / "ceiling_app.py"), "--port", str(port)]
     with server(argv, env, port, workdir / f"ceiling-{round_no}.log") as base:
-        side = Side("ceiling", base, env["STRIPE_WEBHOOK_SECRET"], workdir, round_no)
+        secret = env["STRIPE_WEBHOOK_SECRET"]
+        side = Side("ceiling", base, secret, workdir, round_no, round_no * RUNS_PER_ROUND)
         return load(side, opts)[-1]
 
 
-def measure_platform(env: dict[str, str], workdir: Path, opts: Options, round_no: int) -> WrkResult:
+def measure_platform(
+    env: dict[str, str], workdir: Path, opts: Options, round_no: int, processes: int
+) -> WrkResult:
     port = free_port()
     argv = [str(BIN / "billing"), "api", "--host", "127.0.0.1", "--port", str(port)]
-    with server(argv, env, port, workdir / f"platform-{round_no}.log") as base:
-        side = Side("platform", base, env["STRIPE_WEBHOOK_SECRET"], workdir, round_no)
+    argv += ["--workers", str(processes)]
+    rows_before = count_rows(env["DATABASE_URL"])
+    log_path = workdir / f"platform-{round_no}-{processes}.log"
+    with server(argv, env, port, log_path) as base:
+        secret = env["STRIPE_WEBHOOK_SECRET"]
+        block = round_no * RUNS_PER_ROUND + processes
+        side = Side(f"platform-{processes}", base, secret, workdir, round_no, block)
         results = load(side, opts)
         time.sleep(1)  # let requests in flight when wrk stopped finish
-    check_nothing_lost(results, count_rows(env["DATABASE_URL"]))
+    check_nothing_lost(results, count_rows(env["DATABASE_URL"]) - rows_before)
     return results[-1]
 
 
@@ -548,46 +569,52 @@ def check_nothing_lost(results: list[WrkResult], rows: int) -> None:
         raise SystemExit(f"FAIL: {rows} rows for {ok} acknowledged events")
 
 
-def report(rounds: list[tuple[WrkResult, WrkResult]], opts: Options) -> None:
+def report(rounds: list[tuple[WrkResult, dict[int, WrkResult]]], opts: Options) -> None:
     print(
         f"\n{opts.connections} connections, {opts.threads} wrk threads, {opts.duration} s"
         f" measured after {opts.warmup} s of warm-up, per side and round; platform with"
         f" Sentry {'on' if opts.sentry else 'OFF'}; load average {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"{'round':<7}{'side':<10}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
+        f"{'round':<7}{'side':<13}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
         f"{'errors':>8}{'ratio':>8}"
     )
-    ratios = []
-    for number, (ceiling, platform) in enumerate(rounds, start=1):
-        ratios.append(platform.rate / ceiling.rate)
-        for name, r in (("ceiling", ceiling), ("platform", platform)):
+    ratios: dict[int, list[float]] = {n: [] for n in opts.api_processes}
+    for number, (ceiling, platforms) in enumerate(rounds, start=1):
+        sides = [("ceiling", ceiling, None)]
+        for processes, result in platforms.items():
+            ratios[processes].append(result.rate / ceiling.rate)
+            sides.append((f"platform-{processes}", result, ratios[processes][-1]))
+        for name, r, ratio in sides:
             errors = r.socket_errors + r.timeouts
-            ratio = f"{ratios[-1]:>8.2f}" if r is platform else ""
+            shown = "" if ratio is None else f"{ratio:>8.2f}"
             print(
-                f"{number:<7}{name:<10}{r.rate:>10,.0f}{r.p50_us / 1000:>9.2f}"
-                f"{r.p99_us / 1000:>9.2f}{r.non_2xx:>9}{errors:>8}{ratio}"
+                f"{number:<7}{name:<13}{r.rate:>10,.0f}{r.p50_us / 1000:>9.2f}"
+                f"{r.p99_us / 1000:>9.2f}{r.non_2xx:>9}{errors:>8}{shown}"
             )
-    ratio = statistics.median(ratios)
-    p99_ms = max(platform.p99_us for _, platform in rounds) / 1000
-    print(
-        f"median ratio platform/ceiling over {len(rounds)} rounds: {ratio:.2f} (target >= "
-        f"{TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'MISSED'}); worst platform p99 "
-        f"{p99_ms:.1f} ms (target <= {TARGET_P99_MS:.0f}: "
-        f"{'met' if p99_ms <= TARGET_P99_MS else 'MISSED'})"
-    )
+    for processes in opts.api_processes:
+        ratio = statistics.median(ratios[processes])
+        rates = [platforms[processes].rate for _, platforms in rounds]
+        p99_ms = max(platforms[processes].p99_us for _, platforms in rounds) / 1000
+        print(
+            f"{processes} API process(es): median {statistics.median(rates):,.0f} events/s, "
+            f"ratio platform/ceiling {ratio:.2f} (target >= {TARGET_RATIO}: "
+            f"{'met' if ratio >= TARGET_RATIO else 'MISSED'}); worst p99 {p99_ms:.1f} ms "
+            f"(target <= {TARGET_P99_MS:.0f}: {'met' if p99_ms <= TARGET_P99_MS else 'MISSED'})"
+        )
 
 
 def run_round(
     secret: str, workdir: Path, opts: Options, round_no: int
-) -> tuple[WrkResult, WrkResult]:
-    """The ceiling, then the platform on a database of the round's own.
+) -> tuple[WrkResult, dict[int, WrkResult]]:
+    """The ceiling, then the platform at each process count, on a database of the round's own.
 
     Every round starts from the same state, as a single run did: rounds sharing a database
     would inherit the earlier rounds' rows and WAL (a 20 s platform run writes some 300 MB of
     it; with the default max_wal_size a checkpoint starts at about 540 MB), so later rounds
     met a WAL-triggered checkpoint that the first never saw, and no longer measured the same
-    thing. (CREATE DATABASE starts every round with a checkpoint of its own.)
+    thing. (CREATE DATABASE starts every round with a checkpoint of its own.) Within a round
+    the process counts share the database, each run on events of its own.
     """
     with (
         throwaway_database(opts.pg_admin_url, name="ingest") as libpq_url,
@@ -597,10 +624,12 @@ def run_round(
         database_url = libpq_url.replace("postgresql://", "postgresql+psycopg://", 1)
         env = bench_env(secret, database_url, prefix, opts.redis_url, dsn)
         migrate(env)
-        return (
-            measure_ceiling(env, workdir, opts, round_no),
-            measure_platform(env, workdir, opts, round_no),
-        )
+        ceiling = measure_ceiling(env, workdir, opts, round_no)
+        platforms = {
+            processes: measure_platform(env, workdir, opts, round_no, processes)
+            for processes in opts.api_processes
+        }
+        return ceiling, platforms
 
 
 def main() -> None:

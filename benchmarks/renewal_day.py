@@ -331,6 +331,23 @@ def wait_for_http(base: str, log: Path) -> None:
     raise SystemExit(f"{base} did not start:\n{log.read_text()[-3000:]}")
 
 
+def database_cpu_seconds(database_url: str) -> float:
+    """User + system CPU of the PostgreSQL backends now connected to this database (the
+    server runs on this machine); a backend that ended since is no longer counted."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with psycopg.connect(database_url) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    total = 0.0
+    for (pid,) in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def cpu_seconds(root_pid: int) -> float:
     """User + system CPU of a process and its live descendants (a prefork pool's children)."""
     parents: dict[int, int] = {}
@@ -483,6 +500,7 @@ class RunResult:
     lag_p99_ms: float
     worker_cpu_ms_per_event: float
     api_cpu_ms_per_event: float
+    database_cpu_ms_per_event: float
     counts: dict[str, int] = field(default_factory=dict)
     noop_range: tuple[float, float] = (0.0, 0.0)  # before and after the run
 
@@ -566,11 +584,13 @@ def run_platform(
             stack.enter_context(profiler(workers[0], opts.profile))
         cpu_before = sum(cpu_seconds(pid) for pid in workers)
         api_before = cpu_seconds(api_pid)
+        database_before = database_cpu_seconds(database_url)
         started = time.monotonic()
         posted = post_burst(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", directory, opts)
         api_cpu = cpu_seconds(api_pid) - api_before
         done = wait_until_done(database_url, customers, opts.timeout)
         worker_cpu = sum(cpu_seconds(pid) for pid in workers) - cpu_before
+        database_cpu = database_cpu_seconds(database_url) - database_before
         counts = exactly_once(database_url, smtp, customers)
     figures = lag_figures(database_url)
     return RunResult(
@@ -585,6 +605,7 @@ def run_platform(
         lag_p99_ms=figures[1],
         worker_cpu_ms_per_event=1000 * worker_cpu / stats["events"],
         api_cpu_ms_per_event=1000 * api_cpu / stats["events"],
+        database_cpu_ms_per_event=1000 * database_cpu / stats["events"],
         counts={**counts, **{k: v for k, v in stats.items() if k != "events"}},
     )
 
@@ -676,6 +697,7 @@ def report(runs: list[RunResult], opts: Options) -> None:
             None,
         ),
         ("API CPU ms per event", f"{normal.api_cpu_ms_per_event:.2f}", "", None),
+        ("PostgreSQL CPU ms per event", f"{normal.database_cpu_ms_per_event:.2f}", "", None),
     ]
     print(f"N = {normal.customers:,} renewals, {normal.events:,} events posted")
     print(f"{'figure':<30}{'platform':>18}  {'ceiling':<30}{'ratio':>7}")

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from billing.events import foreign_event_reason
 from billing.registry import is_handled
 from db.models import EventStatus, WebhookEvent
+from db.webhook_events import is_stripe_event
 
 
 def mark_for_replay(session: Session, *, stripe_event_id: str, live: bool) -> WebhookEvent | None:
@@ -16,9 +17,7 @@ def mark_for_replay(session: Session, *, stripe_event_id: str, live: bool) -> We
     to the other mode or another account); the caller commits and then publishes its
     `stripe.<type>` task."""
     row = session.execute(
-        select(WebhookEvent)
-        .where(WebhookEvent.stripe_event_id == stripe_event_id)
-        .with_for_update()
+        select(WebhookEvent).where(is_stripe_event(stripe_event_id)).with_for_update()
     ).scalar_one_or_none()
     if row is None:
         return None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -45,6 +49,8 @@ def api(host: str, port: int, workers: int, access_log: bool) -> None:
 
     settings = _settings()
     configure_logging(settings)
+    if workers > 1:
+        _share_metrics_between_processes()
     uvicorn.run(
         "api.main:app",
         host=host,
@@ -56,6 +62,20 @@ def api(host: str, port: int, workers: int, access_log: bool) -> None:
         # uvicorn applies it in each of its processes, instead of its own text handlers.
         log_config=logging_config(settings),
     )
+
+
+def _share_metrics_between_processes() -> None:
+    """Prometheus multiprocess mode for uvicorn's processes: without it each process would
+    answer `/metrics` with its own counts only, a different one at each scrape. An operator's
+    PROMETHEUS_MULTIPROC_DIR is kept; otherwise an empty directory of this run's own is made
+    (and removed at exit), before any process imports prometheus_client."""
+    from core.metrics import MULTIPROC_DIR_VARIABLE
+
+    if os.environ.get(MULTIPROC_DIR_VARIABLE):
+        return
+    directory = tempfile.mkdtemp(prefix="billing-api-metrics-")
+    os.environ[MULTIPROC_DIR_VARIABLE] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
 @main.command(context_settings=PASS_THROUGH)
@@ -103,6 +123,46 @@ def upgrade() -> None:
         click.echo(f"billing: migration failed: {str(exc).splitlines()[0]}", err=True)
         sys.exit(1)
     click.echo("database is up to date")
+
+
+@main.group()
+def events() -> None:
+    """Archived months of webhook_events (WEBHOOK_EVENTS_RETENTION_MONTHS)."""
+
+
+@events.command()
+def archive() -> None:
+    """Archive now the months past WEBHOOK_EVENTS_RETENTION_MONTHS (the daily job's work)."""
+    settings = _settings()
+    from tasks.events.archive import archive_expired_months
+
+    if settings.webhook_events_retention_months is None:
+        click.echo("WEBHOOK_EVENTS_RETENTION_MONTHS is unset: every month is kept")
+        return
+    for label, rows in archive_expired_months(settings).items():
+        click.echo(f"{label}: " + ("pending rows, left online" if rows is None else f"{rows} rows"))
+
+
+@events.command()
+@click.option("--month", required=True, help="YYYY-MM (or `legacy`: the rows before 0016)")
+def restore(month: str) -> None:
+    """Bring an archived month of webhook_events back online."""
+    import psycopg
+
+    settings = _settings()
+    from tasks.events.archive import ArchiveError, archive_store, restore_month, table_of
+
+    try:
+        table_of(month)
+    except ValueError:
+        raise click.BadParameter("must be YYYY-MM or legacy", param_hint="--month") from None
+    with psycopg.connect(settings.libpq_url, autocommit=True) as conn:
+        try:
+            archived, restored = restore_month(conn, archive_store(settings), month)
+        except ArchiveError as exc:
+            click.echo(f"billing: {exc}", err=True)
+            sys.exit(1)
+    click.echo(f"{month}: {restored} of {archived} archived rows restored")
 
 
 @main.group()

@@ -82,9 +82,10 @@ OUTSIDE_SETTINGS = """\
 | --- | --- | --- |
 | `PROMETHEUS_MULTIPROC_DIR` | prometheus-client | an empty directory per container when it \
 runs several API or pool processes; `billing up` sets `var/prometheus` |
-| `TEST_POSTGRES_URL`, `TEST_REDIS_URL` | the test suite | the PostgreSQL role that may create \
-databases (default `postgresql://postgres@127.0.0.1:5432/postgres`) and the Redis of \
-`make test` (default `redis://127.0.0.1:6379/0`) |
+| `TEST_POSTGRES_URL`, `TEST_REDIS_URL`, `TEST_RABBITMQ_URL` | the test suite | the PostgreSQL \
+role that may create databases (default `postgresql://postgres@127.0.0.1:5432/postgres`), the \
+Redis of `make test` (default `redis://127.0.0.1:6379/0`) and its RabbitMQ (default \
+`amqp://guest:guest@127.0.0.1:5672`, a virtual host per run made with `rabbitmqctl`) |
 | `HYPOTHESIS_PROFILE` | the fuzz tests | `default` (bounded, in `make test`) or `long` \
 (`make fuzz`) |
 | `BENCH_PG_ADMIN_URL`, `REDIS_URL` | the benchmarks | see [performance.md](performance.md) |

@@ -25,6 +25,8 @@ PRICE_VARIABLE_PREFIX = "STRIPE_PRICE_"
 MIN_JWT_SECRET_LENGTH = 32
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+BROKER_SCHEMES = ("redis://", "rediss://", "unix://", *AMQP_SCHEMES)
 
 
 class ConfigurationError(Exception):
@@ -57,14 +59,25 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
-        description="Redis: the Celery broker and result backend.",
+        description=(
+            "Redis: the Celery result backend, and the broker unless BROKER_URL names another."
+        ),
+        json_schema_extra={"section": "Database and broker"},
+    )
+    broker_url: str = Field(
+        default="",
+        description=(
+            "The Celery broker: `redis://...` or `amqp://...` (RabbitMQ, with quorum queues "
+            "and publisher confirms). Empty: REDIS_URL."
+        ),
         json_schema_extra={"section": "Database and broker"},
     )
     broker_key_prefix: str = Field(
         default="",
         description=(
             "A prefix for every broker key, so that several deployments (or test runs) share "
-            "one Redis without seeing each other's queues."
+            "one Redis without seeing each other's queues (on RabbitMQ, give each its own "
+            "virtual host in BROKER_URL instead)."
         ),
         json_schema_extra={"section": "Database and broker"},
     )
@@ -540,6 +553,18 @@ class Settings(BaseSettings):
         json_schema_extra={"section": "Archive"},
     )
 
+    webhook_events_retention_months: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Months of `webhook_events` kept online; older months are written to the archive "
+            "(INVOICE_ARCHIVE_URL, under `webhook-events/`: gzipped JSON lines and a manifest "
+            "with checksums) and then dropped, once a day. Unset: everything is kept. "
+            "`billing events restore --month YYYY-MM` brings a month back."
+        ),
+        json_schema_extra={"section": "Archive"},
+    )
+
     @field_validator("reconcile_at", "dispute_reminders_at", "dispute_ratios_at")
     @classmethod
     def _time_of_day_is_hh_mm(cls, value: str, info: ValidationInfo) -> str:
@@ -611,6 +636,13 @@ class Settings(BaseSettings):
             raise ValueError("DATABASE_URL must be a postgresql+psycopg:// URL.")
         return value
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_is_redis_or_rabbitmq(cls, value: str) -> str:
+        if value and not value.startswith(BROKER_SCHEMES):
+            raise ValueError("BROKER_URL must be a redis:// or amqp:// URL.")
+        return value
+
     @model_validator(mode="after")
     def _refuse_unsafe_combinations(self) -> Settings:
         if self.stripe_secret_key_live.startswith(("sk_test_", "rk_test_")):
@@ -676,6 +708,15 @@ class Settings(BaseSettings):
     def price_id(self, plan_id: str) -> str | None:
         """A plan's Stripe price (or legacy plan) id in the configured mode; None when unset."""
         return getattr(self, self.price_variable(plan_id).lower(), "") or None
+
+    @property
+    def celery_broker_url(self) -> str:
+        """Where tasks are published: BROKER_URL, else the Redis of REDIS_URL."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def broker_is_rabbitmq(self) -> bool:
+        return self.celery_broker_url.startswith(AMQP_SCHEMES)
 
     @property
     def sqlalchemy_url(self) -> str:

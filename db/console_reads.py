@@ -28,6 +28,7 @@ from db.models import (
     SubscriptionChange,
     WebhookEvent,
 )
+from db.webhook_events import is_stripe_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +125,7 @@ def search_events(
 
 
 def find_event(session: Session, *, stripe_event_id: str) -> WebhookEvent | None:
-    return session.scalar(
-        select(WebhookEvent).where(WebhookEvent.stripe_event_id == stripe_event_id)
-    )
+    return session.scalar(select(WebhookEvent).where(is_stripe_event(stripe_event_id)))
 
 
 @dataclass(frozen=True, slots=True)

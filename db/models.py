@@ -42,12 +42,17 @@ _pending_list = ", ".join(f"'{s.value}'" for s in PENDING_STATUSES)
 
 
 class WebhookEvent(Base):
-    """The audit row of one Stripe event. Never deleted: it is also the outbox of its task."""
+    """The audit row of one Stripe event: also the outbox of its task. Partitioned by month
+    (the month is in the id: `webhook_events_next_id()`, migration 0016); old months are
+    archived only when WEBHOOK_EVENTS_RETENTION_MONTHS says so. A Stripe event id is stored
+    once: the insert trigger claims it in `webhook_event_ids` and drops a second row."""
 
     __tablename__ = "webhook_events"
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    stripe_event_id: Mapped[str] = mapped_column(Text, unique=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, server_default=text("webhook_events_next_id()")
+    )
+    stripe_event_id: Mapped[str] = mapped_column(Text)
     type: Mapped[str] = mapped_column(Text)
     api_version: Mapped[str | None] = mapped_column(Text)
     livemode: Mapped[bool]
@@ -83,6 +88,16 @@ class WebhookEvent(Base):
         ),
         Index("ix_webhook_events_failed_type", "type", postgresql_where=text("status = 'failed'")),
     )
+
+
+class WebhookEventId(Base):
+    """Which row holds a Stripe event id: the dedup across partitions (ADR 0005), and the
+    way from a Stripe id to its row without probing every month."""
+
+    __tablename__ = "webhook_event_ids"
+
+    stripe_event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    row_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class EmailStatus(enum.StrEnum):

@@ -24,6 +24,7 @@ from db.models import (
     Subscription,
     WebhookEvent,
 )
+from db.webhook_events import stored_stripe_ids
 
 # Held (session-level) by the process doing a run, for as long as it works on it.
 EXECUTION_LOCK = "reconciliation:execution"
@@ -297,16 +298,13 @@ def mark_missing(session: Session, *, subscription_id: str) -> datetime | None:
 
 
 def stored_event_ids(session: Session, *, event_ids: Sequence[str]) -> set[str]:
-    return set(
-        session.scalars(
-            select(WebhookEvent.stripe_event_id).where(WebhookEvent.stripe_event_id.in_(event_ids))
-        )
-    )
+    return stored_stripe_ids(session, stripe_event_ids=event_ids)
 
 
 def store_event(session: Session, *, event: dict[str, Any], handled: bool) -> int | None:
     """Store an event fetched from Stripe as the webhook endpoint would have: `received`, or
-    `ignored` when no task `handled` its type; the row id, or None if it was stored before."""
+    `ignored` when no task `handled` its type; the row id, or None if it was stored before
+    (the table's insert trigger drops a second row of one Stripe id, migration 0016)."""
     return session.execute(
         insert(WebhookEvent)
         .values(
@@ -320,6 +318,5 @@ def store_event(session: Session, *, event: dict[str, Any], handled: bool) -> in
             status=EventStatus.RECEIVED if handled else EventStatus.IGNORED,
             processed_at=None if handled else func.now(),
         )
-        .on_conflict_do_nothing(index_elements=[WebhookEvent.stripe_event_id])
         .returning(WebhookEvent.id)
     ).scalar_one_or_none()

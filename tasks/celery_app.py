@@ -1,4 +1,10 @@
-"""The Celery app: Redis broker, late acknowledgement, JSON only, bounded task time."""
+"""The Celery app: Redis or RabbitMQ broker, late acknowledgement, JSON only, bounded task time.
+
+On RabbitMQ the queues are quorum queues (replicated, durable, what Celery and RabbitMQ
+recommend for work that must not be lost) and every publish waits for the broker's
+confirmation, so a publish that returned is a message the broker holds. With late
+acknowledgement, a message is removed only after its task ran.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import logging
 
 from celery import Celery, Task, signals
 from celery.schedules import crontab
+from kombu import Exchange, Queue
 
 from core import log_context
 from core.log_setup import configure_logging
@@ -23,12 +30,15 @@ BROKER_CONNECT_TIMEOUT_SECONDS = 1
 
 
 def configure(app: Celery, settings: Settings) -> None:
-    transport_options = _transport_options(settings)
+    redis_options = _redis_transport_options(settings)
     app.conf.update(
-        broker_url=settings.redis_url,
+        broker_url=settings.celery_broker_url,
         result_backend=settings.redis_url,
-        broker_transport_options=transport_options,
-        result_backend_transport_options=transport_options,
+        broker_transport_options=(
+            _rabbitmq_transport_options() if settings.broker_is_rabbitmq else redis_options
+        ),
+        result_backend_transport_options=redis_options,
+        task_queues=_queues(rabbitmq=settings.broker_is_rabbitmq),
         broker_connection_timeout=BROKER_CONNECT_TIMEOUT_SECONDS,
         broker_connection_retry_on_startup=True,
         # State lives in PostgreSQL; nobody reads task results.
@@ -61,7 +71,37 @@ def configure(app: Celery, settings: Settings) -> None:
     )
 
 
-def _transport_options(settings: Settings) -> dict[str, object]:
+def _queues(*, rabbitmq: bool) -> list[Queue]:
+    """The platform's queues, each on an exchange of its name with its name as routing key.
+
+    On RabbitMQ they are quorum queues on topic exchanges: a quorum queue has no per-message
+    delay, so Celery sends a retry's countdown through RabbitMQ's native delayed delivery
+    (a chain of dead-lettering queues), which binds only to topic or fanout exchanges; on a
+    direct exchange a retry would wait inside the worker, holding its process.
+    """
+    if not rabbitmq:
+        return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ALL_QUEUES]
+    return [
+        Queue(
+            name,
+            Exchange(name, type="topic"),
+            routing_key=name,
+            queue_arguments={"x-queue-type": "quorum"},
+        )
+        for name in ALL_QUEUES
+    ]
+
+
+def _rabbitmq_transport_options() -> dict[str, object]:
+    # Publisher confirms: basic_publish returns once RabbitMQ has the message (on a quorum
+    # queue: once a majority of its replicas wrote it), so an outbox row is marked `queued`
+    # only for a message that exists; a publish the broker refused raises, and the sweep
+    # publishes the row again.
+    # One connection attempt per publish, as on Redis: kombu's default is to retry forever.
+    return {"confirm_publish": True, "confirm_timeout": 5.0, "max_retries": 1}
+
+
+def _redis_transport_options(settings: Settings) -> dict[str, object]:
     options: dict[str, object] = {
         # Redis redelivers an unacknowledged message after this long; the sweep recovers a
         # killed worker's events much sooner (SWEEP_STALE_AFTER_SECONDS).
@@ -94,6 +134,14 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
             "task": "billing.check_dispute_ratios",
             "schedule": _daily_at(settings.dispute_ratios_at),
         },
+        "maintain-event-partitions": {
+            "task": "billing.maintain_event_partitions",
+            "schedule": _daily_at(settings.reconcile_at),
+        },
+        "archive-event-months": {
+            "task": "billing.archive_event_months",
+            "schedule": _daily_at(settings.reconcile_at),
+        },
         "reconcile-subscriptions": {
             "task": "billing.reconcile_subscriptions",
             "schedule": _daily_at(settings.reconcile_at),
@@ -118,6 +166,8 @@ app = Celery(
     include=[
         "tasks.events.tasks",
         "tasks.events.outbox",
+        "tasks.events.partitions",
+        "tasks.events.archive",
         "tasks.emails",
         "tasks.dispute_reminders",
         "tasks.dispute_ratios",

@@ -1,4 +1,5 @@
-"""Test set-up: two tiers, a database of this run's own, a Redis key prefix of its own.
+"""Test set-up: two tiers, a database of this run's own, a Redis key prefix of its own, a
+RabbitMQ virtual host of its own.
 
 Tests under `tests/unit/` are pure: no PostgreSQL, no Redis, no worker or API process
 (`pytest -m "not services"` runs them alone, in seconds, with neither server up). Every other
@@ -9,15 +10,22 @@ least one selected test is a `services` test, the run creates `billing_test_<ran
 PostgreSQL at TEST_POSTGRES_URL (default: the local server, trust auth), migrates it, and at
 the end drops it and deletes the run's Redis keys, so two runs never collide. Every test
 makes its own event ids, so tests own their rows and need no order.
+
+The spine's tests (tests/test_event_processing.py) run on both brokers through the `broker`
+fixture: Redis, and RabbitMQ at TEST_RABBITMQ_URL (default the local server, guest) in a
+virtual host `billing-test-<random>` that the first such test creates with `rabbitmqctl`
+and the end of the run deletes.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +44,11 @@ RUN_ID = uuid.uuid4().hex[:10]
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE_NAME = f"billing_test_{RUN_ID}"
 SERVER_URL = ADMIN_URL.rsplit("/", 1)[0]
+
+RABBITMQ_SERVER_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
+RABBITMQ_USER = RABBITMQ_SERVER_URL.split("://", 1)[1].split(":", 1)[0]
+RABBITMQ_VHOST = f"billing-test-{RUN_ID}"
+RABBITMQ_URL = f"{RABBITMQ_SERVER_URL.rstrip('/')}/{RABBITMQ_VHOST}"
 
 SMTP_PORT = free_port()
 # The run's invoice archive (a directory of its own) and the PDF host the tests serve from.
@@ -78,6 +91,7 @@ os.environ.update(
 
 UNIT_TESTS = Path(__file__).parent / "unit"
 _DATABASE_CREATED = pytest.StashKey[bool]()
+_VHOST_CREATED: list[bool] = []
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: it reads these markers
@@ -134,6 +148,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
     _delete_broker_keys()
     shutil.rmtree(ARCHIVE_DIR.parent, ignore_errors=True)
+    if _VHOST_CREATED:
+        _rabbitmqctl("delete_vhost", RABBITMQ_VHOST)
 
 
 def _delete_broker_keys() -> None:
@@ -143,6 +159,72 @@ def _delete_broker_keys() -> None:
     keys = list(client.scan_iter(match=f"{os.environ['BROKER_KEY_PREFIX']}*", count=1000))
     if keys:
         client.delete(*keys)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def _rabbitmq_vhost() -> str:
+    """The run's own virtual host: its queues and messages are nobody else's."""
+    _rabbitmqctl("add_vhost", RABBITMQ_VHOST)
+    _VHOST_CREATED.append(True)
+    _rabbitmqctl("set_permissions", "-p", RABBITMQ_VHOST, RABBITMQ_USER, ".*", ".*", ".*")
+    return RABBITMQ_URL
+
+
+@pytest.fixture(scope="session")
+def _rabbitmq_worker(_rabbitmq_vhost: str) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(env={"BROKER_URL": _rabbitmq_vhost})
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def _rabbitmq_api(_rabbitmq_vhost: str) -> Iterator[ApiProcess]:
+    api = ApiProcess(env={"BROKER_URL": _rabbitmq_vhost})
+    api.start()
+    yield api
+    api.stop()
+
+
+@dataclass
+class Broker:
+    """One broker the spine runs on: its URL and the run's worker and API on it."""
+
+    name: str
+    url: str
+    worker: WorkerProcess
+    request: pytest.FixtureRequest
+
+    def client(self, **overrides: object) -> TestClient:
+        """An in-process app publishing to this broker."""
+        return make_client(**{"broker_url": self.url, **overrides})
+
+    def api_server(self) -> ApiProcess:
+        """`billing api` over real HTTP, publishing to this broker."""
+        if self.name == "redis":
+            return self.request.getfixturevalue("api_server")
+        return self.request.getfixturevalue("_rabbitmq_api")
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Broker]:
+    """Each broker in turn, with its worker running; the sweep in this process publishes to it."""
+    from core.settings import load_settings
+    from tasks.celery_app import publisher_app
+    from tasks.events import outbox
+
+    if request.param == "redis":
+        url, worker = os.environ["REDIS_URL"], request.getfixturevalue("_worker_process")
+    else:
+        url, worker = RABBITMQ_URL, request.getfixturevalue("_rabbitmq_worker")
+    worker.ensure_running()
+    publisher = publisher_app(load_settings(broker_url=url))
+    monkeypatch.setattr(outbox, "app", publisher)
+    yield Broker(name=request.param, url=url, worker=worker, request=request)
+    publisher.close()
 
 
 @pytest.fixture

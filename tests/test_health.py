@@ -60,6 +60,15 @@ def test_readyz_is_503_without_the_broker():
     assert response.json()["database"] is True
 
 
+def test_readyz_asks_a_rabbitmq_broker(_rabbitmq_vhost):
+    with make_client(broker_url=_rabbitmq_vhost) as on_rabbitmq:
+        assert on_rabbitmq.get("/readyz").json()["broker"] is True
+    with make_client(broker_url="amqp://guest:guest@127.0.0.1:1//") as no_broker:
+        response = no_broker.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["broker"] is False
+
+
 def test_readyz_is_503_without_the_database():
     with make_client(database_url="postgresql+psycopg://postgres@127.0.0.1:1/x") as no_db:
         response = no_db.get("/readyz")

@@ -336,3 +336,27 @@ def test_a_broken_multiprocess_directory_costs_its_own_series_only(tmp_path, mon
     samples = parse(response.text)
     assert value(samples, "billing_metrics_multiprocess_up") == 0
     assert value(samples, "billing_metrics_database_up") == 1
+
+
+def test_an_api_of_two_processes_counts_every_delivery_in_every_scrape():
+    # No PROMETHEUS_MULTIPROC_DIR given: `billing api --workers 2` makes one for its processes.
+    env = {"PROMETHEUS_MULTIPROC_DIR": ""}
+    api = ApiProcess(env=env, workers=2)
+    api.start()
+    try:
+        before = scrape(api.url)
+        for _ in range(8):  # a connection each, so the kernel spreads them over the processes
+            body = encode(make_event("customer.created"))
+            response = httpx.post(
+                f"{api.url}{WEBHOOK}", content=body, headers=signed(body, WEBHOOK_SECRET)
+            )
+            assert response.status_code == 200
+        # Whichever process answers a scrape, it reports the deliveries of both.
+        readings = [
+            moved(scrape(api.url), before, RECEIVED, type="customer.created", outcome="stored")
+            for _ in range(6)
+        ]
+        assert readings == [8] * 6
+        assert api.log().count("Started server process") == 2
+    finally:
+        api.stop()

@@ -70,6 +70,8 @@ async def _database_ok(state: Any) -> bool:
 async def _broker_ok(state: Any) -> bool:
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            if state.redis is None:
+                return await state.dispatcher.broker_answers()
             return bool(await state.redis.ping())
     except Exception:
         return False

@@ -65,7 +65,8 @@ def _template_database() -> Iterator[str]:
     template = engine_for(url)
     with template.begin() as connection:
         connection.exec_driver_sql(
-            "ALTER TABLE webhook_events ALTER COLUMN id RESTART WITH 1000000000000"
+            # Row ids are the month's base plus this sequence (migration 0016).
+            "ALTER SEQUENCE webhook_events_row_seq RESTART WITH 500000000000"
         )
     template.dispose()
     engine_for.cache_clear()  # no connection may stay open on a template

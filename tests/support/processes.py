@@ -97,10 +97,13 @@ class WorkerProcess(ManagedProcess):
 
 
 class ApiProcess(ManagedProcess):
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, *, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        super().__init__([*BILLING, "api", "--port", str(self.port)], env)
+        args = [*BILLING, "api", "--port", str(self.port)]
+        if workers > 1:
+            args += ["--workers", str(workers)]
+        super().__init__(args, env)
 
     def start(self) -> None:
         super().start()

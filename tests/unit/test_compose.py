@@ -25,7 +25,20 @@ from core.plans import load_catalogue
 from core.settings import ConfigurationError, Settings, load_settings
 from tests.support.compose import ROOT, SERVICES, healthcheck
 
-PLATFORM = ("migrate", "api", "worker", "email-worker", "beat", "flower")
+PLATFORM = (
+    "migrate",
+    "api",
+    "worker",
+    "email-worker",
+    "beat",
+    "flower",
+    "api-replica",
+    "emails-worker",
+    "maintenance-worker",
+)
+# The services of the `scale` profile (RabbitMQ, a second API replica behind Caddy, a worker
+# for each queue); the others start without any profile.
+SCALE = ("rabbitmq", "api-replica", "proxy", "emails-worker", "maintenance-worker")
 LONG_RUNNING = tuple(name for name in SERVICES if name != "migrate")
 ENV_FILE = "deploy/compose.env"
 POSTGRES_ENV_FILE = "deploy/postgres.env"
@@ -95,7 +108,7 @@ def billing_commands() -> dict[str, list[str]]:
 
 
 def test_every_service_has_a_healthcheck_or_is_the_one_shot_migration():
-    assert set(SERVICES) == {"postgres", "redis", "mailpit", *PLATFORM}
+    assert set(SERVICES) == {"postgres", "redis", "mailpit", "rabbitmq", "proxy", *PLATFORM}
     for name in LONG_RUNNING:
         test = SERVICES[name].get("healthcheck", {}).get("test")
         assert test and test[0] in ("CMD", "CMD-SHELL"), f"{name} has no healthcheck"
@@ -117,6 +130,10 @@ def test_services_wait_for_their_dependencies_to_be_healthy_or_migrated():
         "email-worker": {"migrate", "postgres", "redis"},
         "beat": {"migrate", "redis"},
         "flower": {"migrate", "redis"},
+        "api-replica": {"migrate", "postgres", "rabbitmq"},
+        "emails-worker": {"migrate", "postgres", "rabbitmq"},
+        "maintenance-worker": {"migrate", "postgres", "rabbitmq"},
+        "proxy": {"api-replica"},
     }
     for name, needs in expected.items():
         depends_on = SERVICES[name]["depends_on"]
@@ -146,7 +163,7 @@ def test_events_have_a_worker_pool_of_their_own():
 
 def test_published_ports_are_on_the_hosts_loopback_only():
     published = {name: s["ports"] for name, s in SERVICES.items() if "ports" in s}
-    assert set(published) == {"api", "flower", "mailpit"}
+    assert set(published) == {"api", "flower", "mailpit", "proxy"}
     for name, ports in published.items():
         for port in ports:
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} to everyone"
@@ -176,6 +193,63 @@ def test_the_healthchecks_ask_the_right_thing():
     assert "celerybeat@$HOSTNAME" in healthcheck("beat")[-1]
     assert "pg_isready" in healthcheck("postgres")[-1]
     assert "redis-cli ping" in healthcheck("redis")[-1]
+    assert healthcheck("rabbitmq") == ["rabbitmq-diagnostics", "-q", "ping"]
+    assert "127.0.0.1:8080/healthz" in " ".join(healthcheck("proxy"))
+    for name in ("emails-worker", "maintenance-worker"):
+        assert "celery@$HOSTNAME" in healthcheck(name)[-1]
+    assert "/readyz" in " ".join(healthcheck("api-replica"))
+
+
+# --- the `scale` profile ----------------------------------------------------------------------
+
+
+def test_the_scale_profile_holds_its_services_and_nothing_else():
+    for name, service in SERVICES.items():
+        expected = ["scale"] if name in SCALE else None
+        assert service.get("profiles") == expected, name
+
+
+@pytest.mark.parametrize("scale", [False, True], ids=["default", "scale"])
+def test_every_dependency_is_started_by_the_same_profiles(scale):
+    # `docker compose config` refuses a service that depends on one its profiles leave out.
+    started = {n for n, s in SERVICES.items() if not s.get("profiles") or scale}
+    for name in started:
+        for dependency in SERVICES[name].get("depends_on", {}):
+            assert dependency in started, f"{name} -> {dependency}"
+
+
+def test_the_proxy_balances_over_every_api_replica():
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    upstream = re.search(r"dynamic a \{\s*name (\S+)\s*port (\d+)", caddyfile)
+    assert upstream is not None
+    name, port = upstream.groups()
+    for api in ("api", "api-replica"):
+        assert name in SERVICES[api]["networks"]["default"]["aliases"], api
+        command = SERVICES[api]["command"]
+        assert command[command.index("--port") + 1] == port, api
+    mount = "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro"
+    assert SERVICES["proxy"]["volumes"] == [mount]
+
+
+def test_with_the_scale_profile_every_queue_has_workers_of_its_own():
+    from tasks.celery_app import ALL_QUEUES
+
+    def queues(service: str) -> str:
+        command = SERVICES[service]["command"]
+        return command[command.index("-Q") + 1]
+
+    own = {queues(name): name for name in ("worker", "emails-worker", "maintenance-worker")}
+    assert set(own) == set(ALL_QUEUES)
+
+
+def test_the_rabbitmq_env_example_fails_closed_and_matches_the_broker_url():
+    rabbitmq, _ = read_env_example(ROOT / "deploy" / "rabbitmq.env.example")
+    assert rabbitmq["RABBITMQ_DEFAULT_PASS"] == ""
+    assert env_files(SERVICES["rabbitmq"]) == ["deploy/rabbitmq.env"]
+    example = (ROOT / f"{ENV_FILE}.example").read_text()
+    user, vhost = rabbitmq["RABBITMQ_DEFAULT_USER"], rabbitmq["RABBITMQ_DEFAULT_VHOST"]
+    assert f"BROKER_URL=amqp://{user}:" in example
+    assert f"@rabbitmq:5672/{vhost}" in example
 
 
 def test_beats_schedule_lives_on_a_volume_in_the_images_working_directory():

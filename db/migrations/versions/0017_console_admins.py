@@ -1,7 +1,7 @@
 """console: named admins, their sessions, and the admin_actions audit trail
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-07
 
 The operators' console (`/console/`) signs people in instead of sharing ADMIN_API_TOKEN:
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
