@@ -15,36 +15,21 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from billing.accounts import adopt_customer
 from billing.context import BillingContext
 from billing.events import StripeEvent
 from billing.notices import notify_customer
-from billing.subscriptions import apply_stripe_subscription
+from billing.subscriptions import store_subscription_event
 from core.stripe_objects import timestamp, unix_time
-from db.models import Account, Subscription
-from db.subscriptions import Cause, SyncResult, find_subscription
+from db.models import Subscription
+from db.subscriptions import find_subscription
 
 PAUSED = "paused"
-
-
-def _store(session: Session, ctx: BillingContext, event: StripeEvent) -> tuple[Account, SyncResult]:
-    subscription = event.object
-    account = adopt_customer(session, ctx, customer_id=event.customer_id or "", source=subscription)
-    return account, apply_stripe_subscription(
-        session,
-        ctx,
-        account=account,
-        subscription=subscription,
-        as_of=event.time,
-        cause=Cause.EVENT,
-        stripe_event_id=event.id,
-    )
 
 
 def trial_will_end(session: Session, ctx: BillingContext, event: StripeEvent) -> None:
     """`customer.subscription.trial_will_end`: the `trial_ending` email, if it still applies."""
     subscription = event.object
-    account, result = _store(session, ctx, event)
+    account, result = store_subscription_event(session, ctx, event)
     row = result.subscription
     # The stored row is the newest state known: a trial converted, canceled or set to cancel
     # since this event was sent needs no reminder.
@@ -69,7 +54,7 @@ def trial_will_end(session: Session, ctx: BillingContext, event: StripeEvent) ->
 
 def subscription_paused(session: Session, ctx: BillingContext, event: StripeEvent) -> None:
     """`customer.subscription.paused`: store `paused` (the plan goes), then the email."""
-    account, result = _store(session, ctx, event)
+    account, result = store_subscription_event(session, ctx, event)
     row = result.subscription
     if row.status != PAUSED:
         return  # a resume or an end overtook this pause
@@ -90,7 +75,7 @@ def subscription_paused(session: Session, ctx: BillingContext, event: StripeEven
 
 def subscription_resumed(session: Session, ctx: BillingContext, event: StripeEvent) -> None:
     """`customer.subscription.resumed`: store the live status (the plan comes back), the email."""
-    account, result = _store(session, ctx, event)
+    account, result = store_subscription_event(session, ctx, event)
     row = result.subscription
     if row.status == PAUSED or event.object.get("status") == PAUSED:
         return  # paused again since

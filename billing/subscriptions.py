@@ -164,11 +164,14 @@ def apply_stripe_subscription(
     )
 
 
-def subscription_changed(session: Session, ctx: BillingContext, event: StripeEvent) -> None:
-    """`customer.subscription.created` / `updated` / `deleted`: store, follow a plan change."""
+def store_subscription_event(
+    session: Session, ctx: BillingContext, event: StripeEvent
+) -> tuple[Account, SyncResult]:
+    """Any `customer.subscription.*` event: its customer adopted, its subscription stored as
+    of the event's time (an older event never overwrites a newer state)."""
     subscription = event.object
     account = adopt_customer(session, ctx, customer_id=event.customer_id or "", source=subscription)
-    result = apply_stripe_subscription(
+    return account, apply_stripe_subscription(
         session,
         ctx,
         account=account,
@@ -177,6 +180,12 @@ def subscription_changed(session: Session, ctx: BillingContext, event: StripeEve
         cause=Cause.EVENT,
         stripe_event_id=event.id,
     )
+
+
+def subscription_changed(session: Session, ctx: BillingContext, event: StripeEvent) -> None:
+    """`customer.subscription.created` / `updated` / `deleted`: store, follow a plan change."""
+    subscription = event.object
+    account, result = store_subscription_event(session, ctx, event)
     previous_price = previous_price_id(event.previous_attributes)
     if event.type == "customer.subscription.updated" and previous_price:
         plan_change(
