@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 from api import operations
 from api.console.rendering import render
 from api.console.security import CheckedFormDep, ConsoleAdmin, ConsoleAdminDep
-from api.deps import BillingDep, SessionDep, SettingsDep
+from api.deps import BillingDep, SessionDep
 from api.schemas import EvidenceField
+from billing.context import BillingContext
 from billing.dispute_actions import DisputeClosed, DisputeNotFound, StripeRequired
 from billing.disputes import CLOSED_STATUSES
+from billing.evidence import evidence_draft
 from core.redaction import redact_for_client
-from core.settings import Settings
 from core.stripe_client import stripe_unavailable_reason
 from db import console_reads
 
@@ -60,12 +61,14 @@ def list_disputes(
 
 
 def _detail_context(
-    db: Session, settings: Settings, me: ConsoleAdmin, dispute_id: str
+    db: Session, ctx: BillingContext, me: ConsoleAdmin, dispute_id: str
 ) -> dict[str, Any]:
     found = console_reads.find_dispute_with_customer(db, dispute_id=dispute_id)
     if found is None:
         raise HTTPException(404, f"No dispute {dispute_id}.")
     dispute, account = found
+    # The form starts from the draft `use_draft` would submit (issue 17's evidence draft).
+    draft = evidence_draft(db, ctx, dispute)
     return {
         "me": me,
         "section": "disputes",
@@ -78,25 +81,18 @@ def _detail_context(
         "closed": dispute.status in CLOSED_STATUSES,
         "main_fields": MAIN_FIELDS,
         "other_fields": [f for f in EVIDENCE_FIELDS if f not in MAIN_FIELDS],
-        "values": _prefill(settings, account),
-        "stripe_off": stripe_unavailable_reason(settings),
+        "values": draft["evidence"],
+        "visa_ce3": draft["visa_ce3"],
+        "submission": draft["submission"],
+        "stripe_off": stripe_unavailable_reason(ctx.settings),
     }
-
-
-def _prefill(settings: Settings, account: Any) -> dict[str, str]:
-    """What the platform knows for the form. Issue 17's evidence draft, when present, is
-    merged over this (its `evidence` object has the same field names)."""
-    values = {"product_description": f"{settings.product_name}: prepaid usage credits."}
-    if account is not None and account.email:
-        values["customer_email_address"] = account.email
-    return values
 
 
 @router.get("/{dispute_id}")
 def dispute_detail(
-    request: Request, me: ConsoleAdminDep, db: SessionDep, settings: SettingsDep, dispute_id: str
+    request: Request, me: ConsoleAdminDep, db: SessionDep, ctx: BillingDep, dispute_id: str
 ) -> Response:
-    context = _detail_context(db, settings, me, dispute_id)
+    context = _detail_context(db, ctx, me, dispute_id)
     done = request.query_params.get("done")
     context["flash"] = {
         "staged": "Evidence saved at Stripe (not submitted).",
@@ -128,7 +124,7 @@ FormFieldsDep = Annotated[dict[str, str], Depends(form_fields)]
 
 @contextmanager
 def _refusals(
-    request: Request, db: Session, settings: Settings, me: ConsoleAdmin, dispute_id: str
+    request: Request, db: Session, ctx: BillingContext, me: ConsoleAdmin, dispute_id: str
 ) -> Iterator[None]:
     """The billing rules' and Stripe's refusals, shown on the dispute's page."""
     try:
@@ -138,7 +134,7 @@ def _refusals(
     except (DisputeClosed, StripeRequired, stripe.StripeError) as exc:
         db.rollback()
         if isinstance(exc, StripeRequired):
-            message = stripe_unavailable_reason(settings) or "Stripe is off."
+            message = stripe_unavailable_reason(ctx.settings) or "Stripe is off."
         elif isinstance(exc, stripe.StripeError):
             message = "Stripe refused: " + redact_for_client(exc.user_message or str(exc))
         else:
@@ -150,7 +146,7 @@ def _refusals(
             if isinstance(exc, stripe.StripeError)
             else 503
         )
-        context = {**_detail_context(db, settings, me, dispute_id), "error": message}
+        context = {**_detail_context(db, ctx, me, dispute_id), "error": message}
         raise ShownRefusal(
             render(request, "disputes/detail.html", context, status_code=code)
         ) from None
@@ -169,14 +165,13 @@ def post_evidence(
     me: CheckedFormDep,
     db: SessionDep,
     ctx: BillingDep,
-    settings: SettingsDep,
     form: FormFieldsDep,
     dispute_id: str,
 ) -> Response:
     """Stage the evidence, or (`intent=submit`) show it for confirmation, then submit it."""
     evidence = _evidence(form)
     if not evidence:
-        context = _detail_context(db, settings, me, dispute_id)
+        context = _detail_context(db, ctx, me, dispute_id)
         context["error"] = "Write at least one field of evidence."
         return render(request, "disputes/detail.html", context, status_code=422)
     submit = form.get("intent") == "submit"
@@ -199,7 +194,7 @@ def post_evidence(
                 "danger": False,
             },
         )
-    with _refusals(request, db, settings, me, dispute_id):
+    with _refusals(request, db, ctx, me, dispute_id):
         operations.submit_evidence(
             db, ctx, dispute_id=dispute_id, evidence=evidence, submit=submit, actor=me.actor
         )
@@ -209,9 +204,9 @@ def post_evidence(
 
 @router.get("/{dispute_id}/accept")
 def confirm_accept(
-    request: Request, me: ConsoleAdminDep, db: SessionDep, settings: SettingsDep, dispute_id: str
+    request: Request, me: ConsoleAdminDep, db: SessionDep, ctx: BillingDep, dispute_id: str
 ) -> Response:
-    context = _detail_context(db, settings, me, dispute_id)
+    context = _detail_context(db, ctx, me, dispute_id)
     d = context["d"]
     return render(
         request,
@@ -241,9 +236,8 @@ def accept(
     me: CheckedFormDep,
     db: SessionDep,
     ctx: BillingDep,
-    settings: SettingsDep,
     dispute_id: str,
 ) -> Response:
-    with _refusals(request, db, settings, me, dispute_id):
+    with _refusals(request, db, ctx, me, dispute_id):
         operations.accept_dispute(db, ctx, dispute_id=dispute_id, actor=me.actor)
     return RedirectResponse(f"/console/disputes/{dispute_id}?done=accepted", status_code=303)

@@ -116,6 +116,9 @@ def test_evidence_submitted_through_the_form_lands_in_the_audit_trail(console_br
     c.wait_for("h1", ids.dispute)
     c.screenshot("dispute-detail")
     text = b.find_element(By.ID, "ev-uncategorized_text")
+    # The form starts from the evidence draft: its invoices are already there.
+    assert "Invoice" in (text.get_attribute("value") or "")
+    text.clear()
     text.send_keys("The customer used 4,000 credits after paying.")
     b.find_element(By.XPATH, "//button[@value='submit']").click()
     c.wait_for("h1", "Submit the evidence")
