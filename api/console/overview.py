@@ -1,6 +1,7 @@
 """The overview: events per minute by outcome, processing lag, failed and stale events, open
-disputes by deadline, this month's disputes, and the last reconciliation run. The panels are
-one fragment that htmx fetches again every 15 seconds; without JavaScript the page is whole."""
+disputes by deadline, this month's disputes with the card networks' monitoring ratios, and the
+last reconciliation run. The panels are one fragment that htmx fetches again every 15 seconds;
+without JavaScript the page is whole."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from sqlalchemy.orm import Session
 from api.console.charts import STATUS_COLOURS, events_chart, minute_bars
 from api.console.rendering import render
 from api.console.security import ConsoleAdminDep
-from api.deps import SessionDep, SettingsDep
+from api.deps import BillingDep, SessionDep
+from billing.context import BillingContext
+from billing.dispute_rates import month_of, network_rates
 from billing.disputes import CLOSED_STATUSES
-from core.settings import Settings
 from db import console_reads
-from db.models import Dispute, Invoice
+from db.models import Dispute
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -27,7 +29,8 @@ CHART_MINUTES = 60
 REFRESH_SECONDS = 15
 
 
-def _panels(session: Session, settings: Settings) -> dict[str, Any]:
+def _panels(session: Session, ctx: BillingContext) -> dict[str, Any]:
+    settings = ctx.settings
     now = session.scalar(select(func.now())) or datetime.now(UTC)
     since = now - timedelta(minutes=CHART_MINUTES)
     counts = console_reads.events_per_minute(session, since=since)
@@ -40,11 +43,6 @@ def _panels(session: Session, settings: Settings) -> dict[str, Any]:
         .where(Dispute.stripe_created >= month_start)
         .group_by(Dispute.status)
     ).all()
-    # The card networks' ratio is the month's disputes over its settled payments; paid
-    # invoices stand for those here (issue 17's per-network rates replace this panel).
-    paid = session.scalar(
-        select(func.count()).where(Invoice.status == "paid", Invoice.stripe_created >= month_start)
-    )
     runs = console_reads.recent_runs(session, limit=1)
     return {
         "now": now,
@@ -61,7 +59,8 @@ def _panels(session: Session, settings: Settings) -> dict[str, Any]:
         "month": f"{month_start:%B %Y}",
         "month_disputes": sorted(opened),
         "month_dispute_count": sum(count for _, count in opened),
-        "month_paid_invoices": paid or 0,
+        # The networks' monitoring ratios as `GET /api/admin/disputes/rates` gives them.
+        "network_rates": network_rates(session, ctx, month=month_of(now)),
         "last_run": runs[0] if runs else None,
         "refresh_seconds": REFRESH_SECONDS,
         "stale_after": settings.sweep_stale_after_seconds,
@@ -69,16 +68,12 @@ def _panels(session: Session, settings: Settings) -> dict[str, Any]:
 
 
 @router.get("/")
-def overview(
-    request: Request, me: ConsoleAdminDep, db: SessionDep, settings: SettingsDep
-) -> Response:
-    return render(
-        request, "overview.html", {"me": me, "section": "overview", **_panels(db, settings)}
-    )
+def overview(request: Request, me: ConsoleAdminDep, db: SessionDep, ctx: BillingDep) -> Response:
+    return render(request, "overview.html", {"me": me, "section": "overview", **_panels(db, ctx)})
 
 
 @router.get("/overview/panels")
 def overview_panels(
-    request: Request, me: ConsoleAdminDep, db: SessionDep, settings: SettingsDep
+    request: Request, me: ConsoleAdminDep, db: SessionDep, ctx: BillingDep
 ) -> Response:
-    return render(request, "_overview_panels.html", {"me": me, **_panels(db, settings)})
+    return render(request, "_overview_panels.html", {"me": me, **_panels(db, ctx)})
