@@ -1,12 +1,12 @@
 """Purchase context for dispute evidence: who paid, with which card, from where.
 
-The platform's own Checkout records the buyer's IP and device (`record_checkout`). Each
-successful charge (`charge.succeeded`) is stored with its card's fingerprint, brand and
-network, and the user id, Visa CE 3.0's "customer account id"; once the Checkout that paid
-it completes (`checkout.session.completed`, in either order) the charge takes that
-Checkout's IP and device (or the `buyer_ip` and `device_fingerprint` metadata of a Checkout
-the host application opened itself). A renewal, which no buyer clicks, inherits the user,
-and the card when its charge does not name one."""
+The platform's own Checkout records the buyer's IP and device
+(`db.purchases.record_checkout_context`). Each successful charge (`charge.succeeded`) is
+stored with its card's fingerprint, brand and network, and the user id, Visa CE 3.0's
+"customer account id"; once the Checkout that paid it completes (`checkout.session.completed`,
+in either order) the charge takes that Checkout's IP and device (or the `buyer_ip` and
+`device_fingerprint` metadata of a Checkout the host application opened itself). A renewal,
+which no buyer clicks, inherits the user, and the card when its charge does not name one."""
 
 from __future__ import annotations
 
@@ -39,24 +39,6 @@ log = logging.getLogger("billing.purchases")
 
 # A Checkout Session expires 24 hours after it is opened: a charge later than that is not its.
 CHECKOUT_LIFETIME = timedelta(hours=24)
-
-
-def record_checkout(
-    session: Session,
-    *,
-    checkout_session_id: str,
-    user_id: str,
-    ip_address: str | None,
-    device_fingerprint: str | None,
-) -> None:
-    """The buyer's side of a Checkout the platform opened, kept until its payment is known."""
-    record_checkout_context(
-        session,
-        checkout_session_id=checkout_session_id,
-        user_id=user_id,
-        ip_address=ip_address,
-        device_fingerprint=device_fingerprint,
-    )
 
 
 def charge_succeeded(session: Session, ctx: BillingContext, event: StripeEvent) -> None:

@@ -36,7 +36,7 @@ from api.schemas import (
     SubscriptionOut,
 )
 from api.subscription_history import user_history
-from billing import checkout, credits, customers, plan_changes, purchases
+from billing import checkout, credits, customers, plan_changes
 from billing.context import BillingContext
 from core.plans import FREE_PLAN, CreditPack, Plan
 from db import ledger
@@ -44,6 +44,7 @@ from db.accounts import account_of_user
 from db.invoice_archives import invoice_of_user
 from db.invoices import invoices_page
 from db.models import Account, CreditEntry, Invoice, Subscription
+from db.purchases import record_checkout_context
 from db.subscriptions import latest_subscription, live_subscription
 
 MAX_PAGE = 100
@@ -147,7 +148,7 @@ def create_checkout_session(
             header_key=key,
         ),
     )
-    purchases.record_checkout(
+    record_checkout_context(
         session,
         checkout_session_id=opened.id,
         user_id=user.id,
