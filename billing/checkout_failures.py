@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import event as orm_event
 from sqlalchemy.orm import Session
 
 from billing.accounts import adopt_customer
@@ -22,6 +21,7 @@ from billing.events import StripeEvent
 from billing.notices import notify_customer
 from core.metrics import CHECKOUT_SESSIONS_EXPIRED
 from core.stripe_objects import StripeDict, checkout_promotions_consent, object_id, timestamp
+from db.after_commit import after_commit
 from db.checkout_expirations import record_expiration
 from db.models import Account
 from db.subscriptions import find_subscription
@@ -76,12 +76,7 @@ def checkout_expired(session: Session, ctx: BillingContext, event: StripeEvent) 
         expired_at=timestamp(checkout.get("expires_at")) or event.time,
     )
     if new:
-        orm_event.listen(
-            session,
-            "after_commit",
-            lambda _: CHECKOUT_SESSIONS_EXPIRED.labels(_mode_label(mode)).inc(),
-            once=True,
-        )
+        after_commit(session, CHECKOUT_SESSIONS_EXPIRED.labels(_mode_label(mode)).inc)
     if not ctx.settings.checkout_recovery_emails or not consent or account is None:
         return
     recovery = (checkout.get("after_expiration") or {}).get("recovery") or {}

@@ -63,6 +63,16 @@ def bound(**fields: str | None) -> Iterator[None]:
         _fields.reset(token)
 
 
+@contextmanager
+def only(**fields: str | None) -> Iterator[None]:
+    """Exactly these fields inside the block; what was bound before, after it."""
+    token = _fields.set(MappingProxyType({k: v for k, v in fields.items() if v is not None}))
+    try:
+        yield
+    finally:
+        _fields.reset(token)
+
+
 class ContextFilter(logging.Filter):
     """Puts the bound fields on each record as attributes (`record.event_id`, ...).
 

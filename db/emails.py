@@ -6,15 +6,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from db.after_commit import after_commit
 from db.models import EmailLog
 
 log = logging.getLogger(__name__)
-
-_AFTER_COMMIT = "emails_to_send"
 
 
 def queue_email(
@@ -36,23 +34,12 @@ def queue_email(
         .returning(EmailLog.id)
     ).scalar_one_or_none()
     if row_id is not None and send is not None:
-        pending: list[tuple[int, Callable[[int], None]]] = session.info.setdefault(
-            _AFTER_COMMIT, []
-        )
-        if not pending:
-            event.listen(session, "after_commit", _send_after_commit, once=True)
-            event.listen(session, "after_rollback", _forget_after_rollback, once=True)
-        pending.append((row_id, send))
+        after_commit(session, lambda: _send(send, row_id))
     return row_id
 
 
-def _send_after_commit(session: Session) -> None:
-    for row_id, send in session.info.pop(_AFTER_COMMIT, []):
-        try:
-            send(row_id)
-        except Exception as exc:  # the row is pending; the email sweep sends it later
-            log.warning("email %s left for the sweep: %s", row_id, exc)
-
-
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
+def _send(send: Callable[[int], None], row_id: int) -> None:
+    try:
+        send(row_id)
+    except Exception as exc:  # the row is pending; the email sweep sends it later
+        log.warning("email %s left for the sweep: %s", row_id, exc)

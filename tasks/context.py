@@ -8,12 +8,17 @@ from functools import lru_cache
 from billing.context import BillingContext
 from core.settings import get_settings
 from core.task_names import SEND_EMAIL
-from tasks.celery_app import app
+from tasks import batched_publishing
+
+# Emails per `emails.send` message when a batch of events hands them on: small enough that
+# the emails pool's threads share a batch's receipts (and a slow SMTP server's waits).
+EMAILS_PER_MESSAGE = 5
 
 
 def publish_email(email_log_id: int) -> None:
-    """Hand a committed `email_log` row to `emails.send`."""
-    app.send_task(SEND_EMAIL, args=[email_log_id])
+    """Hand a committed `email_log` row to `emails.send` (with its batch's other emails,
+    inside a batch of events)."""
+    batched_publishing.publish(SEND_EMAIL, email_log_id, chunk=EMAILS_PER_MESSAGE)
 
 
 @lru_cache(maxsize=1)

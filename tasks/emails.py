@@ -36,8 +36,26 @@ def _renderer() -> EmailRenderer:
 
 
 @app.task(name=SEND_TASK, bind=True, max_retries=get_settings().email_max_retries)
-def send_email(self: Task, email_log_id: int) -> str:
-    """Render and deliver one email_log row, once; retry temporary SMTP failures."""
+def send_email(self: Task, email_log_ids: int | list[int]) -> str | dict[int, str]:
+    """Render and deliver email_log rows (one id, or a batch of them), each once; retry
+    temporary SMTP failures (in a batch, only the rows they stopped)."""
+    batch = [email_log_ids] if isinstance(email_log_ids, int) else list(email_log_ids)
+    outcomes: dict[int, str] = {}
+    retries: list[tuple[int, float]] = []
+    for email_log_id in batch:
+        outcome, retry_in = _send_one(self, email_log_id)
+        outcomes[email_log_id] = outcome
+        if retry_in is not None:
+            retries.append((email_log_id, retry_in))
+    if retries:
+        again = [row_id for row_id, _ in retries]
+        args = [again[0] if isinstance(email_log_ids, int) else again]
+        raise self.retry(args=args, countdown=max(delay for _, delay in retries))
+    return outcomes[email_log_ids] if isinstance(email_log_ids, int) else outcomes
+
+
+def _send_one(task: Task, email_log_id: int) -> tuple[str, float | None]:
+    """One row, in its own transaction: its outcome, and the seconds until its retry."""
     settings = get_settings()
     with transaction() as session:
         # The row stays locked while the server talks, so a duplicate task skips it.
@@ -45,9 +63,9 @@ def send_email(self: Task, email_log_id: int) -> str:
             select(EmailLog).where(EmailLog.id == email_log_id).with_for_update(skip_locked=True)
         ).scalar_one_or_none()
         if row is None or row.status != EmailStatus.PENDING:
-            return "skipped"
+            return "skipped", None
         row.attempts += 1
-        retry_in = _attempt(self, row, settings)
+        retry_in = _attempt(task, row, settings)
         status, error, template = row.status, row.last_error, row.template
     # Counted once the outcome is committed; a skipped duplicate task is no attempt.
     outcome = EmailOutcome.RETRIED if retry_in is not None else status  # sent or failed
@@ -59,8 +77,8 @@ def send_email(self: Task, email_log_id: int) -> str:
             retry_in,
             redact_text(error or ""),
         )
-        raise self.retry(countdown=retry_in)
-    return status
+        return "retried", retry_in
+    return status, None
 
 
 def _attempt(task: Task, row: EmailLog, settings: Settings) -> float | None:

@@ -7,9 +7,9 @@ below publishes it), and by the nightly fill for the invoices still without one.
 It runs on the `maintenance` queue (the `billing.*` route): the work is waiting on Stripe's
 file server and the object store, so it belongs with the I/O-bound pool (threads, beside the
 emails) and never holds a `webhooks` process while a download is slow. A 5xx, 429, timeout or
-lost connection is retried by Celery's autoretry with exponential backoff and jitter, up to
-`TASK_MAX_RETRIES` times; a link that will never give a PDF is no failure: the platform
-renders its own.
+lost connection is retried with exponential backoff and full jitter, up to `TASK_MAX_RETRIES`
+times (a message may carry several invoices: only those a failure stopped are retried); a
+link that will never give a PDF is no failure: the platform renders its own.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import sqlalchemy.exc
 from botocore.exceptions import BotoCoreError
-from celery import signals
+from celery import Task, signals
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -30,13 +30,16 @@ from core.settings import get_settings
 from core.task_names import ARCHIVE_INVOICE_PDF
 from db.invoice_archives import forget_requested_archives, take_requested_archives
 from db.session import transaction
+from tasks import batched_publishing
 from tasks.celery_app import app
 from tasks.context import worker_context
-from tasks.transient import RETRY_BACKOFF_MAX_SECONDS
+from tasks.transient import retry_delay
 
 log = logging.getLogger(__name__)
 
 TASK_NAME = ARCHIVE_INVOICE_PDF
+# Invoices per message when a batch of events hands them on.
+INVOICES_PER_MESSAGE = 20
 # Also retried: the object store (a lost connection, a full or unmounted disk) or the
 # database gone for a moment. An S3 refusal (a ClientError: no such bucket, access denied)
 # is not: it fails at once, and the nightly fill tries again once an operator fixed it.
@@ -49,23 +52,37 @@ def archive_store() -> ObjectStore:
     return open_store(settings.invoice_archive_url, endpoint_url=settings.s3_endpoint_url)
 
 
-@app.task(
-    name=TASK_NAME,
-    autoretry_for=RETRIED,
-    max_retries=get_settings().task_max_retries,
-    retry_backoff=True,
-    retry_backoff_max=RETRY_BACKOFF_MAX_SECONDS,
-    retry_jitter=True,
-)
-def archive_invoice_pdf(invoice_id: str) -> str:
-    """Archive the invoice's PDF if it still needs it; what happened."""
-    return archive_invoice(
-        ctx=worker_context(), store=archive_store(), invoice_id=invoice_id, transaction=transaction
-    )
+@app.task(name=TASK_NAME, bind=True, max_retries=get_settings().task_max_retries)
+def archive_invoice_pdf(self: Task, invoice_ids: str | list[str]) -> str | dict[str, str]:
+    """Archive each invoice's PDF if it still needs it; what happened (by invoice, for a
+    list). The invoices a temporary failure stopped are retried together, with backoff."""
+    batch = [invoice_ids] if isinstance(invoice_ids, str) else list(invoice_ids)
+    outcomes: dict[str, str] = {}
+    stopped: list[str] = []
+    first_error: BaseException | None = None
+    for invoice_id in batch:
+        try:
+            outcomes[invoice_id] = archive_invoice(
+                ctx=worker_context(),
+                store=archive_store(),
+                invoice_id=invoice_id,
+                transaction=transaction,
+            )
+        except RETRIED as exc:
+            stopped.append(invoice_id)
+            first_error = first_error or exc
+    if first_error is not None:
+        if self.request.retries >= self.max_retries:
+            raise first_error
+        again = stopped[0] if isinstance(invoice_ids, str) else stopped
+        raise self.retry(args=[again], exc=first_error, countdown=retry_delay(self.request.retries))
+    return outcomes[invoice_ids] if isinstance(invoice_ids, str) else outcomes
 
 
 def publish_archive(invoice_id: str) -> None:
-    app.send_task(ARCHIVE_INVOICE_PDF, args=[invoice_id])
+    """Hand an invoice to `billing.archive_invoice_pdf` (with its batch's other invoices,
+    inside a batch of events)."""
+    batched_publishing.publish(ARCHIVE_INVOICE_PDF, invoice_id, chunk=INVOICES_PER_MESSAGE)
 
 
 def _publish_requested_archives(session: Session) -> None:

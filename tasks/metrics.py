@@ -1,5 +1,5 @@
-"""The worker's metrics: every attempt of a `stripe.<type>` task timed and counted through
-Celery's signals, and with WORKER_METRICS_PORT an HTTP server for Prometheus.
+"""The worker's metrics: every attempt at an event (each row of a `stripe.<type>` message)
+timed and counted, and with WORKER_METRICS_PORT an HTTP server for Prometheus.
 
 Tasks run in prefork pool processes while only the main process can serve one port, so
 the server always reads multiprocess files (see `core.metrics`): those of
@@ -18,14 +18,12 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 from datetime import UTC, datetime
 from typing import Any
 
-from celery import Task, signals, states
+from celery import signals
 from prometheus_client import CollectorRegistry, start_http_server, values
 from prometheus_client.multiprocess import mark_process_dead
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from core.metrics import (
@@ -44,15 +42,10 @@ from core.metrics import (
 )
 from core.settings import get_settings
 from core.stripe_versions import unproven_standing
-from tasks.events.registry import HANDLERS, task_name
+from db.after_commit import after_commit
+from tasks.events.registry import HANDLERS
 
 log = logging.getLogger(__name__)
-
-# The task name of each handled type: only these tasks are timed and counted, and only these
-# names become labels.
-_EVENT_TYPE_OF_TASK = {task_name(event_type): event_type for event_type in HANDLERS}
-# Set on a task's request when it starts; the request is the attempt's own object.
-_STARTED_AT = "billing_metrics_started_at"
 
 
 @signals.celeryd_init.connect
@@ -105,40 +98,13 @@ def _forget_process(pid: int, **_: Any) -> None:
         mark_process_dead(pid, path)
 
 
-@signals.task_prerun.connect
-def _attempt_started(task: Task, **_: Any) -> None:
-    if task.name in _EVENT_TYPE_OF_TASK:
-        setattr(task.request, _STARTED_AT, time.perf_counter())
-
-
-@signals.task_postrun.connect
-def _attempt_ended(task: Task, retval: Any, state: str, **_: Any) -> None:
-    event_type = _EVENT_TYPE_OF_TASK.get(task.name)
-    if event_type is None:
-        return
-    outcome = _outcome(state, retval)
-    if outcome is None:
-        return
-    started_at = getattr(task.request, _STARTED_AT, None)
+def observe_attempt(event_type: str, outcome: ProcessedOutcome, seconds: float) -> None:
+    """Count one row's attempt (`tasks.events.tasks`, one per row of a batch) and time it."""
+    label = event_type if event_type in HANDLERS else OTHER
     # A skipped attempt ran no handler; its few milliseconds would only blur the histogram.
-    if started_at is not None and outcome is not ProcessedOutcome.SKIPPED:
-        EVENT_PROCESSING_SECONDS.labels(event_type).observe(time.perf_counter() - started_at)
-    EVENTS_PROCESSED.labels(event_type, outcome).inc()
-
-
-def _outcome(state: str, retval: Any) -> ProcessedOutcome | None:
-    if state == states.SUCCESS:
-        # The task returns its processing Outcome: processed, ignored, skipped, superseded.
-        if retval == ProcessedOutcome.PROCESSED:
-            return ProcessedOutcome.PROCESSED
-        if retval == ProcessedOutcome.IGNORED:
-            return ProcessedOutcome.IGNORED
-        return ProcessedOutcome.SKIPPED
-    if state == states.RETRY:
-        return ProcessedOutcome.RETRIED
-    if state == states.FAILURE:
-        return ProcessedOutcome.FAILED
-    return None
+    if outcome is not ProcessedOutcome.SKIPPED:
+        EVENT_PROCESSING_SECONDS.labels(label).observe(seconds)
+    EVENTS_PROCESSED.labels(label, outcome).inc()
 
 
 def observe_end_to_end(session: Session, *, event_type: str, received_at: datetime) -> None:
@@ -147,11 +113,11 @@ def observe_end_to_end(session: Session, *, event_type: str, received_at: dateti
     `received_at`: a skew between them shows here, never as a negative time."""
     label = event_type if event_type in HANDLERS else OTHER
 
-    def observe(_: Session) -> None:
+    def observe() -> None:
         elapsed = (datetime.now(UTC) - received_at).total_seconds()
         EVENT_END_TO_END_SECONDS.labels(label).observe(max(0.0, elapsed))
 
-    event.listen(session, "after_commit", observe, once=True)
+    after_commit(session, observe)
 
 
 def count_unproven_api_version(
@@ -171,7 +137,4 @@ def count_unproven_api_version(
         where,
     )
 
-    def count(_: Session) -> None:
-        EVENTS_UNPROVEN_API_VERSION.labels(label, standing.value).inc()
-
-    event.listen(session, "after_commit", count, once=True)
+    after_commit(session, EVENTS_UNPROVEN_API_VERSION.labels(label, standing.value).inc)

@@ -3,13 +3,16 @@
 The `webhook_events` row is the outbox. The API publishes one small message per batch of
 new rows (`billing.enqueue_stored_events`) instead of one message per event, because a
 Celery publish costs about 0.45 ms of CPU and the endpoint must take thousands of events a
-second. Here, in a worker, each row becomes its own `stripe.<type>` message. Whatever is
-lost on the way (broker down, process killed) is found by the sweep.
+second. Here, in a worker, the rows become `stripe.<type>` messages: one per type, carrying
+up to `EVENTS_PER_MESSAGE` row ids in the order they were stored (`tasks.events.tasks` runs
+each row in transactions of its own). Whatever is lost on the way (broker down, process
+killed) is found by the sweep.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import case, func, update
@@ -24,13 +27,23 @@ from tasks.events.registry import HANDLERS, task_name
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH_SIZE = 1000
+# Row ids per `stripe.<type>` message. A batch runs on one worker process, one row after
+# the other: large enough that Celery's per-message work is shared out, small enough that
+# the two processes of a pool share a burst and one slow row delays few others.
+EVENTS_PER_MESSAGE = 20
 
 
 def publish(rows: Sequence[tuple[int, str]]) -> None:
-    """Send `stripe.<type>(row_id)` for each (row id, type). The rows must be committed."""
+    """Send `stripe.<type>([row_id, ...])` for the (row id, type) pairs, grouped by type in
+    id order. The rows must be committed."""
+    by_type: dict[str, list[int]] = defaultdict(list)
+    for row_id, event_type in sorted(rows):
+        by_type[event_type].append(row_id)
     with app.producer_or_acquire() as producer:
-        for row_id, event_type in rows:
-            app.send_task(task_name(event_type), args=[row_id], producer=producer)
+        for event_type, row_ids in by_type.items():
+            for start in range(0, len(row_ids), EVENTS_PER_MESSAGE):
+                batch = row_ids[start : start + EVENTS_PER_MESSAGE]
+                app.send_task(task_name(event_type), args=[batch], producer=producer)
 
 
 @app.task(name="billing.enqueue_stored_events", ignore_result=True)
