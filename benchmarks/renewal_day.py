@@ -71,7 +71,7 @@ from cli.sample_events.story import Payment
 from core.webhook_signing import stripe_signature_header
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scratch import free_port, redis_prefix, sentry_sink, throwaway_database
+from scratch import free_port, pdf_server, redis_prefix, sentry_sink, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -103,6 +103,7 @@ class Options:
     pg_admin_url: str
     redis_url: str
     profile: Path | None
+    pdf_latency_ms: int
 
 
 def parse_options() -> Options:
@@ -121,7 +122,17 @@ def parse_options() -> Options:
     parser.add_argument("--slow-smtp-ms", type=int, default=0, help="then a slow-SMTP run")
     parser.add_argument("--slow-customers", type=int, default=2_000)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds to wait for the end")
-    parser.add_argument("--profile", type=Path, help="py-spy the worker into this SVG/raw file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy each worker pool into FILE-<pool> (.txt: raw, else SVG)",
+    )
+    parser.add_argument(
+        "--pdf-latency-ms",
+        type=int,
+        default=150,
+        help="how long the stand-in for Stripe's file server takes to answer an invoice PDF",
+    )
     args = parser.parse_args()
     return Options(
         customers=args.customers,
@@ -137,6 +148,7 @@ def parse_options() -> Options:
         ),
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         profile=args.profile,
+        pdf_latency_ms=args.pdf_latency_ms,
     )
 
 
@@ -153,14 +165,16 @@ def ids_of(i: int) -> tuple[str, SubscriptionIds]:
     )
 
 
-def renewal(i: int, now: int) -> list[dict[str, object]]:
-    """The six events Stripe sends for one renewal, in Stripe's order."""
+def renewal(i: int, now: int, pdf_base: str) -> list[dict[str, object]]:
+    """The six events Stripe sends for one renewal, in Stripe's order; the invoice's PDF
+    link points at the benchmark's stand-in for Stripe's file server."""
     customer, ids = ids_of(i)
     story = Story.fixed(customer, now=now, starter_price=STARTER, pro_price=PRO)
     plan = story.starter
     kwargs = {"invoice_id": ids.latest_invoice, "billing_reason": "subscription_cycle"}
-    draft = invoice(story, ids, plan, paid=False, **kwargs)
-    paid = invoice(story, ids, plan, **kwargs)
+    pdf = {"invoice_pdf": f"{pdf_base}/invoice/{ids.latest_invoice}/pdf"}
+    draft = {**invoice(story, ids, plan, paid=False, **kwargs), **pdf}
+    paid = {**invoice(story, ids, plan, **kwargs), **pdf}
     payment = Payment("", f"pi_rnw{i:08d}", f"ch_rnw{i:08d}", plan.amount, "usd")
     steps = [
         (Step("invoice.created", {**draft, "status": "draft"}), now - 6),
@@ -183,12 +197,15 @@ def renewal(i: int, now: int) -> list[dict[str, object]]:
     ]
 
 
-def burst(customers: int, now: int, rng: random.Random) -> tuple[list[bytes], Counter[str]]:
+def burst(
+    customers: int, now: int, rng: random.Random, pdf_base: str
+) -> tuple[list[bytes], Counter[str]]:
     """Every event body in posting order (duplicates included), and how many of each kind."""
     bodies: list[bytes] = []
     stats: Counter[str] = Counter()
     for start in range(0, customers, WINDOW):
-        stories = [renewal(i, now) for i in range(start, min(start + WINDOW, customers))]
+        window = range(start, min(start + WINDOW, customers))
+        stories = [renewal(i, now, pdf_base) for i in window]
         for story in stories:  # 5 %: an event swapped with its customer's next one
             for k in range(len(story) - 1):
                 if rng.random() < OUT_OF_ORDER_SHARE:
@@ -499,6 +516,7 @@ class RunResult:
     lag_p50_ms: float
     lag_p99_ms: float
     worker_cpu_ms_per_event: float
+    pool_cpu_ms_per_event: dict[str, float]
     api_cpu_ms_per_event: float
     database_cpu_ms_per_event: float
     counts: dict[str, int] = field(default_factory=dict)
@@ -508,7 +526,11 @@ class RunResult:
 def platform_env(base: dict[str, str], *, smtp_url: str, dsn: str, secret: str) -> dict[str, str]:
     return {
         **base,
-        "APP_ENV": "development",
+        # `test` only so that the invoices' PDFs may come from the benchmark's plain-http
+        # stand-in for Stripe's file server (the one thing APP_ENV=test allows here that
+        # `development` does not); every production setting the run needs is set below.
+        "APP_ENV": "test",
+        "INVOICE_PDF_ALLOWED_HOSTS": "127.0.0.1",
         "STRIPE_WEBHOOK_SECRET": secret,
         "STRIPE_TEST_MODE": "true",
         "STRIPE_PRICE_STARTER_TEST": STARTER,
@@ -557,11 +579,17 @@ def measure_noop(env: dict[str, str], workdir: Path, opts: Options) -> float:
 
 
 def run_platform(
-    label: str, env: dict[str, str], customers: int, workdir: Path, opts: Options, smtp_ms: int
+    label: str,
+    env: dict[str, str],
+    customers: int,
+    workdir: Path,
+    opts: Options,
+    smtp_ms: int,
+    pdf_base: str,
 ) -> RunResult:
     rng = random.Random(15)
     now = int(time.time())
-    bodies, stats = burst(customers, now, rng)
+    bodies, stats = burst(customers, now, rng, pdf_base)
     directory = workdir / f"burst-{label}"
     write_slices(directory, bodies, opts.threads, env["STRIPE_WEBHOOK_SECRET"])
     database_url = libpq(env["DATABASE_URL"])
@@ -570,6 +598,7 @@ def run_platform(
         smtp_url, smtp = stack.enter_context(smtp_sink(smtp_ms))
         dsn = stack.enter_context(sentry_sink())
         penv = platform_env(env, smtp_url=smtp_url, dsn=dsn, secret=env["STRIPE_WEBHOOK_SECRET"])
+        penv["INVOICE_ARCHIVE_URL"] = f"file://{workdir / f'invoices-{label}'}"
         workers = []
         for name, argv in worker_commands(opts.layout, opts.concurrency):
             log = workdir / f"{label}-{name}.log"
@@ -580,18 +609,26 @@ def run_platform(
         api_argv = [str(BIN / "billing"), "api", "--host", "127.0.0.1", "--port", str(port)]
         api_pid = stack.enter_context(process(api_argv, penv, api_log))
         wait_for_http(f"http://127.0.0.1:{port}", api_log)
-        if opts.profile and label == "normal":
-            stack.enter_context(profiler(workers[0], opts.profile))
-        cpu_before = sum(cpu_seconds(pid) for pid in workers)
+        if opts.profile and label == "normal":  # each pool into a file of its own
+            for (name, _), pid in zip(
+                worker_commands(opts.layout, opts.concurrency), workers, strict=True
+            ):
+                out = opts.profile.with_name(f"{opts.profile.stem}-{name}{opts.profile.suffix}")
+                stack.enter_context(profiler(pid, out))
+        cpu_before = [cpu_seconds(pid) for pid in workers]
         api_before = cpu_seconds(api_pid)
         database_before = database_cpu_seconds(database_url)
         started = time.monotonic()
         posted = post_burst(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", directory, opts)
         api_cpu = cpu_seconds(api_pid) - api_before
         done = wait_until_done(database_url, customers, opts.timeout)
-        worker_cpu = sum(cpu_seconds(pid) for pid in workers) - cpu_before
+        pool_cpu = [
+            cpu_seconds(pid) - before for pid, before in zip(workers, cpu_before, strict=True)
+        ]
+        worker_cpu = sum(pool_cpu)
         database_cpu = database_cpu_seconds(database_url) - database_before
         counts = exactly_once(database_url, smtp, customers)
+        counts["invoice PDFs archived by then"] = archived_invoices(database_url)
     figures = lag_figures(database_url)
     return RunResult(
         label=label,
@@ -604,6 +641,12 @@ def run_platform(
         lag_p50_ms=figures[0],
         lag_p99_ms=figures[1],
         worker_cpu_ms_per_event=1000 * worker_cpu / stats["events"],
+        pool_cpu_ms_per_event={
+            name: 1000 * cpu / stats["events"]
+            for (name, _), cpu in zip(
+                worker_commands(opts.layout, opts.concurrency), pool_cpu, strict=True
+            )
+        },
         api_cpu_ms_per_event=1000 * api_cpu / stats["events"],
         database_cpu_ms_per_event=1000 * database_cpu / stats["events"],
         counts={**counts, **{k: v for k, v in stats.items() if k != "events"}},
@@ -620,6 +663,14 @@ def profiler(pid: int, output: Path) -> Iterator[None]:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
+
+
+def archived_invoices(database_url: str) -> int:
+    """Invoices whose PDF is kept (the archive runs beside the events; not waited for)."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM invoice_archives").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def lag_figures(database_url: str) -> tuple[float, float]:
@@ -696,6 +747,10 @@ def report(runs: list[RunResult], opts: Options) -> None:
             f"{1000 * opts.concurrency / noop:.2f} no-op (wall x slots)",
             None,
         ),
+        *(
+            (f"  of which {name}", f"{ms:.2f}", "", None)
+            for name, ms in normal.pool_cpu_ms_per_event.items()
+        ),
         ("API CPU ms per event", f"{normal.api_cpu_ms_per_event:.2f}", "", None),
         ("PostgreSQL CPU ms per event", f"{normal.database_cpu_ms_per_event:.2f}", "", None),
     ]
@@ -736,7 +791,9 @@ def main() -> None:
     secret = "whsec_bench_" + secrets.token_hex(16)
     workdir = Path(tempfile.mkdtemp(prefix="bench-renewal-"))
     runs: list[RunResult] = []
+    stack = contextlib.ExitStack()
     try:
+        pdf_base = stack.enter_context(pdf_server(opts.pdf_latency_ms))
         plan = [("normal", opts.customers, 0)]
         if opts.slow_smtp_ms:
             plan.append(("slow-smtp", opts.slow_customers, opts.slow_smtp_ms))
@@ -759,13 +816,16 @@ def main() -> None:
                 ceiling = noop = None
                 if label == "normal":
                     bodies, _ = burst(
-                        min(customers, CEILING_EVENTS // 6 + 1), int(time.time()), random.Random(15)
+                        min(customers, CEILING_EVENTS // 6 + 1),
+                        int(time.time()),
+                        random.Random(15),
+                        pdf_base,
                     )
                     ceiling = measure_ceiling(env, bodies, workdir, opts)
                     print(f"  verify-only: {ceiling.rate:,.0f} events/s", flush=True)
                     noop = measure_noop(env, workdir, opts)
                     print(f"  Celery no-op: {noop:,.0f} tasks/s", flush=True)
-                run = run_platform(label, env, customers, workdir, opts, smtp_ms)
+                run = run_platform(label, env, customers, workdir, opts, smtp_ms, pdf_base)
                 if noop is not None:
                     # Measured again after the run and averaged: on a shared machine the load
                     # can change a lot over a long run.
@@ -779,6 +839,7 @@ def main() -> None:
                 runs.append(run)
         report(runs, opts)
     finally:
+        stack.close()
         if os.environ.get("BENCH_KEEP"):
             print(f"logs kept in {workdir}")
         else:

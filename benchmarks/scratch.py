@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -71,5 +72,41 @@ def sentry_sink() -> Iterator[str]:
     thread.start()
     try:
         yield f"http://bench@127.0.0.1:{server.server_address[1]}/1"
+    finally:
+        server.shutdown()
+
+
+# A small but real PDF, about the size of Stripe's one-page invoice (30 KB).
+_PDF = b"%PDF-1.4\n" + b"% renewal-day benchmark invoice\n" * 960 + b"%%EOF\n"
+
+
+class _PdfHandler(BaseHTTPRequestHandler):
+    latency_seconds = 0.0
+    served = 0
+
+    def do_GET(self) -> None:
+        time.sleep(self.latency_seconds)
+        type(self).served += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/pdf")
+        self.send_header("Content-Length", str(len(_PDF)))
+        self.end_headers()
+        self.wfile.write(_PDF)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def pdf_server(latency_ms: int) -> Iterator[str]:
+    """Stripe's file server for the invoices' `invoice_pdf` links: every path answers a PDF
+    after `latency_ms` (the download a renewal's archive costs in production). The base URL;
+    plain http, so the platform runs with APP_ENV=test (which only allows http PDF hosts)."""
+    handler = type("PdfHandler", (_PdfHandler,), {"latency_seconds": latency_ms / 1000})
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()

@@ -35,6 +35,7 @@ from db.payment_facts import (
     VOID,
     credit_notes_of_invoice,
     disputes_of_payment,
+    has_facts,
     invoice_payment,
     refunds_of_payment,
     warnings_of_payment,
@@ -264,7 +265,19 @@ def bring_ledger_to(
     stripe_event_id: str | None = None,
 ) -> Targets | None:
     """Append the entries that bring the payment's refunds, credit notes and holds to what
-    `settle` says; None while nothing the payment bought is known (the facts wait for it)."""
+    `settle` says; None while nothing the payment bought is known (the facts wait for it) or
+    nothing takes anything back."""
+    if invoice_id and not (payment_intent_id and charge_id):
+        intent, charge = invoice_payment(session, invoice_id=invoice_id)
+        payment_intent_id, charge_id = payment_intent_id or intent, charge_id or charge
+    # Most payments are never refunded, credited, disputed or warned about: then nothing is
+    # taken back, and the facts need not be read (facts are never deleted, so no entry of an
+    # earlier settlement can wait to be undone). `gather` finds every fact through these
+    # ids, or through a refund or warning that this check finds too.
+    if not has_facts(
+        session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
+    ):
+        return None
     payment = gather(
         session, payment_intent_id=payment_intent_id, charge_id=charge_id, invoice_id=invoice_id
     )
