@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, text
 from sqlalchemy.orm import Session
 
 
@@ -14,4 +16,17 @@ def advisory_lock(session: Session, key: str) -> None:
 
 def lock_customer(session: Session, customer_id: str) -> None:
     """Serialise all work on one Stripe customer until the transaction ends."""
-    advisory_lock(session, f"customer:{customer_id}")
+    advisory_lock(session, customer_key(customer_id))
+
+
+def customer_key(customer_id: str) -> str:
+    return f"customer:{customer_id}"
+
+
+def customer_lock_expression(customer_id: str | None) -> ColumnElement[Any] | None:
+    """`lock_customer` as an expression, to take the lock inside another statement (the
+    event's row lock); None without a customer."""
+    if not customer_id:
+        return None
+    key = func.hashtextextended(customer_key(customer_id), 0)
+    return func.pg_advisory_xact_lock(key).label("customer_lock")

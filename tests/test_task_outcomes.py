@@ -200,5 +200,6 @@ def test_a_replayed_type_that_is_no_longer_handled_ends_ignored():
     row_id = store_directly(event, status="queued")
     with transaction() as session:
         taken = claim(session, row_id=row_id)
-    assert apply(row_id=row_id, attempt=taken.attempt, ctx=worker_context()) == Outcome.IGNORED
+    assert taken is not None
+    assert apply(taken, ctx=worker_context()) == Outcome.IGNORED
     assert stored(event["id"]).status == "ignored"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import func, select, text, update
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 from billing.context import BillingContext
 from billing.events import StripeEvent, foreign_event_reason
 from billing.registry import HANDLERS
-from db.locks import lock_customer
+from db.locks import customer_lock_expression
 from db.models import PENDING_STATUSES, EventStatus, WebhookEvent
 from db.session import new_session, transaction
 from tasks.metrics import count_unproven_api_version, observe_end_to_end
@@ -45,16 +46,32 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Claim:
+    """A claimed row: this attempt's number, and the event as the rules see it (the claim
+    returns the row, so the work transaction need not read it again)."""
+
     attempt: int
-    event_type: str
-    stripe_event_id: str
+    event: StripeEvent
+    received_at: datetime
+
+    @property
+    def row_id(self) -> int:
+        return self.event.row_id
+
+    @property
+    def event_type(self) -> str:
+        return self.event.type
+
+    @property
+    def stripe_event_id(self) -> str:
+        return self.event.id
 
 
 def claim(session: Session, *, row_id: int) -> Claim | None:
     """Mark a pending row `processing` for this attempt; None if it is locked or not pending.
 
     One round trip: the row is locked (never waited for) and updated by the same statement,
-    which also turns the transaction's synchronous commit off (see the module's doc)."""
+    which also turns the transaction's synchronous commit off (see the module's doc), and
+    returns the stored event."""
     pending = (
         select(WebhookEvent.id)
         .where(WebhookEvent.id == row_id, WebhookEvent.status.in_(PENDING_STATUSES))
@@ -72,52 +89,83 @@ def claim(session: Session, *, row_id: int) -> Claim | None:
             attempts=WebhookEvent.attempts + 1,
             claimed_at=func.now(),
         )
-        .returning(WebhookEvent.attempts, WebhookEvent.type, WebhookEvent.stripe_event_id)
+        .returning(
+            WebhookEvent.id,
+            WebhookEvent.attempts,
+            WebhookEvent.stripe_event_id,
+            WebhookEvent.type,
+            WebhookEvent.stripe_created,
+            WebhookEvent.api_version,
+            WebhookEvent.livemode,
+            WebhookEvent.account,
+            WebhookEvent.payload,
+            WebhookEvent.received_at,
+        )
         .execution_options(synchronize_session=False)
     ).one_or_none()
     if row is None:
         return None
-    return Claim(attempt=row.attempts, event_type=row.type, stripe_event_id=row.stripe_event_id)
+    event = StripeEvent(
+        row_id=row.id,
+        id=row.stripe_event_id,
+        type=row.type,
+        created=row.stripe_created,
+        api_version=row.api_version,
+        livemode=row.livemode,
+        account=row.account,
+        payload=row.payload,
+    )
+    return Claim(attempt=row.attempts, event=event, received_at=row.received_at)
 
 
-def apply(
-    *, row_id: int, attempt: int, ctx: BillingContext, session: Session | None = None
-) -> Outcome:
+def apply(claim: Claim, *, ctx: BillingContext, session: Session | None = None) -> Outcome:
     """Run the registry's billing function and mark the row processed, in one transaction,
     under the customer's lock. With `session` (outside any transaction), on that session's
     connection; else on a new one."""
     own = contextlib.nullcontext(session) if session is not None else new_session()
     with own as work, work.begin():
-        return _apply(work, row_id=row_id, attempt=attempt, ctx=ctx)
+        return _apply(work, claim, ctx=ctx)
 
 
-def _apply(session: Session, *, row_id: int, attempt: int, ctx: BillingContext) -> Outcome:
-    row = session.execute(
-        select(WebhookEvent).where(WebhookEvent.id == row_id).with_for_update()
-    ).scalar_one()
-    if row.status != EventStatus.PROCESSING or row.attempts != attempt:
-        return Outcome.SUPERSEDED
-    handler = HANDLERS.get(row.type)
+def _apply(session: Session, claim: Claim, *, ctx: BillingContext) -> Outcome:
+    event = claim.event
+    handler = HANDLERS.get(event.type)
     foreign = foreign_event_reason(
-        livemode=row.livemode, account=row.account, live=not ctx.settings.stripe_test_mode
+        livemode=event.livemode, account=event.account, live=not ctx.settings.stripe_test_mode
     )
+    applies = handler is not None and foreign is None
+    # The row's lock, and the customer's for a handler that will apply it, in one round trip
+    # (the customer's is taken first, by every worker alike: never a deadlock between them).
+    customer_lock = customer_lock_expression(event.customer_id) if applies else None
+    columns = [WebhookEvent.status, WebhookEvent.attempts]
+    locked = session.execute(
+        select(*columns, *([customer_lock] if customer_lock is not None else []))
+        .where(WebhookEvent.id == claim.row_id)
+        .with_for_update(of=WebhookEvent)
+    ).one()
+    if locked.status != EventStatus.PROCESSING or locked.attempts != claim.attempt:
+        return Outcome.SUPERSEDED
     if foreign is not None:  # stored before the endpoint refused such events, say
-        row.status = EventStatus.IGNORED
-        row.processed_at = func.now()
-        row.last_error = foreign
+        _settle_row(session, claim, EventStatus.IGNORED, last_error=foreign)
         return Outcome.IGNORED
     if handler is not None:
-        event = StripeEvent.from_row(row)
-        if event.customer_id:
-            lock_customer(session, event.customer_id)
         handler(session, ctx, event)
         count_unproven_api_version(session, event_type=event.type, api_version=event.api_version)
         log.info("handled %s %s object=%s", event.type, event.id, event.object.get("id"))
-    row.status = EventStatus.PROCESSED if handler else EventStatus.IGNORED
-    row.processed_at = func.now()
-    observe_end_to_end(session, event_type=row.type, received_at=row.received_at)
-    row.last_error = None
+    _settle_row(session, claim, EventStatus.PROCESSED if handler else EventStatus.IGNORED)
+    observe_end_to_end(session, event_type=event.type, received_at=claim.received_at)
     return Outcome.PROCESSED if handler else Outcome.IGNORED
+
+
+def _settle_row(
+    session: Session, claim: Claim, status: EventStatus, *, last_error: str | None = None
+) -> None:
+    session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == claim.row_id)
+        .values(status=status, processed_at=func.now(), last_error=last_error)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def mark_retrying(*, row_id: int, error: BaseException, delay_seconds: float) -> None:

@@ -165,9 +165,7 @@ def _claim_and_apply(session: Session, row_id: int, claimed: list[str]) -> Outco
         return Outcome.SKIPPED
     claimed.append(claim.stripe_event_id)
     bind_stripe_event(event_id=claim.stripe_event_id, event_type=claim.event_type)
-    return processing.apply(
-        row_id=row_id, attempt=claim.attempt, ctx=worker_context(), session=session
-    )
+    return processing.apply(claim, ctx=worker_context(), session=session)
 
 
 def _fail(row_id: int, exc: BaseException) -> None:

@@ -383,7 +383,7 @@ def replay(event: dict) -> None:
     with transaction() as session:
         claim = processing.claim(session, row_id=row_id)
     assert claim is not None
-    processing.apply(row_id=row_id, attempt=claim.attempt, ctx=billing_context())
+    processing.apply(claim, ctx=billing_context())
     found = stored(event["id"])
     assert found is not None and found.status == "processed"
 

@@ -269,7 +269,7 @@ def process(event: dict[str, Any], ctx: BillingContext | None = None) -> str:
         claim = processing.claim(session, row_id=row_id)
     assert claim is not None, f"event row {row_id} could not be claimed"
     try:
-        processing.apply(row_id=row_id, attempt=claim.attempt, ctx=ctx or billing_context())
+        processing.apply(claim, ctx=ctx or billing_context())
     except Exception as exc:
         processing.mark_failed(row_id=row_id, error=exc)
     row = stored(event["id"])
