@@ -7,10 +7,14 @@ a transaction that rolled back would run at the session's next commit, and a fun
 listened again after running once never runs again. A worker runs a batch of events on one
 session, one transaction after the other, so the callbacks belong to the transaction instead:
 a list in `session.info`, run and emptied on commit, emptied on rollback.
+
+A callback runs in the context it was noted in (`contextvars`): the log fields and Sentry
+scope of the event whose work noted it, though the commit comes after the whole batch.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
 
@@ -28,13 +32,13 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     if not event.contains(session, "after_commit", _run):
         event.listen(session, "after_commit", _run)
         event.listen(session, "after_rollback", _forget)
-    session.info.setdefault(_PENDING, []).append(callback)
+    session.info.setdefault(_PENDING, []).append((contextvars.copy_context(), callback))
 
 
 def _run(session: Session) -> None:
-    for callback in session.info.pop(_PENDING, []):
+    for context, callback in session.info.pop(_PENDING, []):
         try:
-            callback()
+            context.run(callback)
         except Exception:  # committed is committed: what the callback was for waits for a sweep
             log.exception("after-commit work failed")
 

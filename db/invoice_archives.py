@@ -10,6 +10,7 @@ invoice whose task is lost is found again by the nightly reconciliation
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Sequence
 
 from sqlalchemy import and_, exists, func, or_, select
@@ -36,7 +37,9 @@ def request_archive(session: Session, invoice: Invoice) -> None:
         kept_status=kept.invoice_status, status=invoice.status
     ):
         return
-    session.info.setdefault(_REQUESTED, set()).add(invoice.stripe_invoice_id)
+    # With the context it was noted in: the publish names the event whose work asked for it.
+    requested = session.info.setdefault(_REQUESTED, {})
+    requested.setdefault(invoice.stripe_invoice_id, contextvars.copy_context())
 
 
 def needs_new_copy(*, kept_status: str | None, status: str | None) -> bool:
@@ -44,9 +47,10 @@ def needs_new_copy(*, kept_status: str | None, status: str | None) -> bool:
     return status == "paid" and kept_status != "paid"
 
 
-def take_requested_archives(session: Session) -> list[str]:
-    """The invoice ids noted in this session's transaction (and forget them)."""
-    return sorted(session.info.pop(_REQUESTED, set()))
+def take_requested_archives(session: Session) -> list[tuple[str, contextvars.Context]]:
+    """The invoice ids noted in this session's transaction, each with the context it was
+    noted in (and forget them)."""
+    return sorted(session.info.pop(_REQUESTED, {}).items(), key=lambda item: item[0])
 
 
 def forget_requested_archives(session: Session) -> None:

@@ -86,9 +86,9 @@ def publish_archive(invoice_id: str) -> None:
 
 
 def _publish_requested_archives(session: Session) -> None:
-    for invoice_id in take_requested_archives(session):
+    for invoice_id, context in take_requested_archives(session):
         try:
-            publish_archive(invoice_id)
+            context.run(publish_archive, invoice_id)
         except Exception as exc:  # the broker is down: the nightly fill finds the invoice
             log.warning("invoice %s archive left for the nightly fill: %s", invoice_id, exc)
 

@@ -15,7 +15,7 @@ from db.models import WebhookEvent
 from db.session import new_session
 from tasks.events import registry
 from tasks.events.tasks import EVENT_TASKS
-from tests.support.events import make_event, store_directly, stored
+from tests.support.events import make_event, store_directly, stored, unique_customer
 
 
 def run_task(event_type: str, row_id: int) -> None:
@@ -203,3 +203,131 @@ def test_a_replayed_type_that_is_no_longer_handled_ends_ignored():
     assert taken is not None
     assert apply(taken, ctx=worker_context()) == Outcome.IGNORED
     assert stored(event["id"]).status == "ignored"
+
+
+# --- A message for a batch of rows -------------------------------------------------------
+
+
+def run_batch(event_type: str, row_ids: list[int]) -> None:
+    EVENT_TASKS[event_type].apply(args=[row_ids])
+
+
+def batch_of(count: int, *, customers: list[str] | None = None) -> list[dict]:
+    events = [make_event("invoice.paid") for _ in range(count)]
+    for event, customer in zip(events, customers or [], strict=False):
+        event["data"]["object"]["customer"] = customer
+    return events
+
+
+def test_a_batch_applies_every_row_and_commits_their_effects_with_their_statuses(monkeypatch):
+    seen: list[str] = []
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, c, e: seen.append(e.id))
+    events = batch_of(5)
+    row_ids = [store_directly(event) for event in events]
+
+    run_batch("invoice.paid", row_ids)
+
+    assert sorted(seen) == sorted(event["id"] for event in events)
+    rows = [stored(event["id"]) for event in events]
+    assert [(row.status, row.attempts) for row in rows] == [("processed", 1)] * 5
+
+
+def test_a_row_that_fails_fails_alone_and_the_rest_of_its_batch_is_processed_once(monkeypatch):
+    events = batch_of(4)
+    poisoned = events[2]["id"]
+
+    def handler(session, ctx, event):
+        # A write of each event's own: the rows applied before the failure are rolled back
+        # with it and applied again, and must end with their write once.
+        session.execute(
+            WebhookEvent.__table__.update()
+            .where(WebhookEvent.id == event.row_id)
+            .values(
+                api_version=(
+                    session.scalar(
+                        select(WebhookEvent.api_version).where(WebhookEvent.id == event.row_id)
+                    )
+                    or ""
+                )
+                + "+"
+            )
+        )
+        if event.id == poisoned:
+            raise ValueError("invoice has no lines")
+
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", handler)
+    row_ids = [store_directly(event) for event in events]
+
+    run_batch("invoice.paid", row_ids)
+
+    for event in events:
+        row = stored(event["id"])
+        if event["id"] == poisoned:
+            assert (row.status, row.last_error) == ("failed", "ValueError: invoice has no lines")
+            assert row.api_version == event["api_version"]  # none of its writes
+        else:
+            assert (row.status, row.attempts) == ("processed", 1)
+            assert row.api_version == event["api_version"] + "+"  # written once
+
+
+def test_a_transient_error_retries_only_its_row_and_the_others_are_not_held_back(monkeypatch):
+    events = batch_of(3)
+    flaky = events[1]["id"]
+    failures = [stripe.APIConnectionError("Could not connect to Stripe")]
+    applied: list[str] = []
+
+    def handler(session, ctx, event):
+        if event.id == flaky and failures:
+            raise failures.pop()
+        applied.append(event.id)
+
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", handler)
+    row_ids = [store_directly(event) for event in events]
+
+    run_batch("invoice.paid", row_ids)
+
+    rows = {event["id"]: stored(event["id"]) for event in events}
+    assert all(row.status == "processed" for row in rows.values())
+    assert rows[flaky].attempts == 2  # its retry, in a message of its own
+    assert [rows[e["id"]].attempts for e in events if e["id"] != flaky] == [1, 1]
+    assert applied.count(flaky) == 1
+
+
+def test_a_row_already_settled_or_held_elsewhere_is_skipped_within_a_batch(monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, c, e: calls.append(e.id))
+    done, fresh = batch_of(2)
+    row_ids = [store_directly(done, status="processed"), store_directly(fresh)]
+
+    run_batch("invoice.paid", row_ids)
+
+    assert calls == [fresh["id"]]
+    assert stored(done["id"]).attempts == 0
+
+
+def test_batches_sharing_customers_in_opposite_orders_both_finish_without_a_deadlock(
+    monkeypatch,
+):
+    """Each batch locks its customers in customer order, whatever order its rows came in: two
+    batches holding the same customers wait for one another instead of deadlocking (which
+    PostgreSQL would break by failing one of them, a second attempt)."""
+    import threading
+    import time as clock
+
+    def handler(session, ctx, event):
+        clock.sleep(0.2)  # hold each customer's lock long enough for the other batch to meet it
+
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", handler)
+    customers = [unique_customer() for _ in range(3)]
+    first = batch_of(3, customers=customers)
+    second = batch_of(3, customers=list(reversed(customers)))
+    batches = [[store_directly(e) for e in first], [store_directly(e) for e in second]]
+
+    threads = [threading.Thread(target=run_batch, args=("invoice.paid", b)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    rows = [stored(event["id"]) for event in first + second]
+    assert [(row.status, row.attempts) for row in rows] == [("processed", 1)] * 6

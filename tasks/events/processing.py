@@ -1,10 +1,12 @@
-"""Run one stored event through its billing function: claim, one transaction, final status.
+"""Run stored events through their billing functions: claim, work transaction, final status.
 
 A claim is committed first (status `processing`, attempts + 1), so the admin API and the
-sweep can see it. The work transaction then locks the row and checks that the claim is still
-this attempt's; the handler's effects and `processed` commit together, so a crash at any
-point leaves either nothing or everything. A dead worker's row lock dies with its connection,
-which is why a claim needs no lease: the next delivery, or the sweep, simply claims again.
+sweep can see it. The work transaction then locks each row and checks that the claim is
+still this attempt's; the handler's effects and `processed` commit together, so a crash at
+any point leaves either nothing or everything. A dead worker's row lock dies with its
+connection, which is why a claim needs no lease: the next delivery, or the sweep, simply
+claims again. `tasks.events.tasks` claims a batch's rows in one statement and applies them
+in one work transaction (`apply_in`); `apply` is the same for one claim.
 
 The claim is one statement, and its commit does not wait for the WAL to reach the disk
 (`synchronous_commit` off for that transaction only): a claim lost in a database crash is a
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session
 from billing.context import BillingContext
 from billing.events import StripeEvent, foreign_event_reason
 from billing.registry import HANDLERS
+from db.after_commit import after_commit
 from db.locks import customer_lock_expression
 from db.models import PENDING_STATUSES, EventStatus, WebhookEvent
 from db.session import new_session, transaction
@@ -67,21 +70,30 @@ class Claim:
 
 
 def claim(session: Session, *, row_id: int) -> Claim | None:
-    """Mark a pending row `processing` for this attempt; None if it is locked or not pending.
+    """Mark a pending row `processing` for this attempt; None if it is locked or not pending."""
+    claims = claim_rows(session, row_ids=[row_id])
+    return claims[0] if claims else None
 
-    One round trip: the row is locked (never waited for) and updated by the same statement,
-    which also turns the transaction's synchronous commit off (see the module's doc), and
-    returns the stored event."""
+
+def claim_rows(session: Session, *, row_ids: list[int]) -> list[Claim]:
+    """Mark the pending rows among these `processing` for this attempt, in id order; a row
+    that is locked (never waited for) or not pending is left out.
+
+    One round trip: the rows are locked and updated by the same statement, which also turns
+    the transaction's synchronous commit off (see the module's doc), and returns the stored
+    events."""
     pending = (
         select(WebhookEvent.id)
-        .where(WebhookEvent.id == row_id, WebhookEvent.status.in_(PENDING_STATUSES))
+        .where(WebhookEvent.id.in_(row_ids), WebhookEvent.status.in_(PENDING_STATUSES))
+        .order_by(WebhookEvent.id)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
-    row = session.execute(
+    rows = session.execute(
         update(WebhookEvent)
         .where(
-            WebhookEvent.id == pending,
+            # `= ANY(ARRAY(...))`: one array of ids, as in the sweep (db.outbox), rather than a
+            # join of the subquery with every month's partition.
+            WebhookEvent.id == func.any(func.array(pending.scalar_subquery())),
             func.set_config("synchronous_commit", "off", True).is_not(None),
         )
         .values(
@@ -102,20 +114,25 @@ def claim(session: Session, *, row_id: int) -> Claim | None:
             WebhookEvent.received_at,
         )
         .execution_options(synchronize_session=False)
-    ).one_or_none()
-    if row is None:
-        return None
-    event = StripeEvent(
-        row_id=row.id,
-        id=row.stripe_event_id,
-        type=row.type,
-        created=row.stripe_created,
-        api_version=row.api_version,
-        livemode=row.livemode,
-        account=row.account,
-        payload=row.payload,
-    )
-    return Claim(attempt=row.attempts, event=event, received_at=row.received_at)
+    ).all()
+    claims = [
+        Claim(
+            attempt=row.attempts,
+            event=StripeEvent(
+                row_id=row.id,
+                id=row.stripe_event_id,
+                type=row.type,
+                created=row.stripe_created,
+                api_version=row.api_version,
+                livemode=row.livemode,
+                account=row.account,
+                payload=row.payload,
+            ),
+            received_at=row.received_at,
+        )
+        for row in rows
+    ]
+    return sorted(claims, key=lambda c: c.row_id)
 
 
 def apply(claim: Claim, *, ctx: BillingContext, session: Session | None = None) -> Outcome:
@@ -124,10 +141,12 @@ def apply(claim: Claim, *, ctx: BillingContext, session: Session | None = None) 
     connection; else on a new one."""
     own = contextlib.nullcontext(session) if session is not None else new_session()
     with own as work, work.begin():
-        return _apply(work, claim, ctx=ctx)
+        return apply_in(work, claim, ctx=ctx)
 
 
-def _apply(session: Session, claim: Claim, *, ctx: BillingContext) -> Outcome:
+def apply_in(session: Session, claim: Claim, *, ctx: BillingContext) -> Outcome:
+    """`apply` inside the caller's transaction (the caller commits; a batch commits several
+    events' work at once)."""
     event = claim.event
     handler = HANDLERS.get(event.type)
     foreign = foreign_event_reason(
@@ -151,7 +170,12 @@ def _apply(session: Session, claim: Claim, *, ctx: BillingContext) -> Outcome:
     if handler is not None:
         handler(session, ctx, event)
         count_unproven_api_version(session, event_type=event.type, api_version=event.api_version)
-        log.info("handled %s %s object=%s", event.type, event.id, event.object.get("id"))
+        # Once committed: a batch rolled back (another event failed, the worker was killed)
+        # has handled nothing.
+        object_id = event.object.get("id")
+        after_commit(
+            session, lambda: log.info("handled %s %s object=%s", event.type, event.id, object_id)
+        )
     _settle_row(session, claim, EventStatus.PROCESSED if handler else EventStatus.IGNORED)
     observe_end_to_end(session, event_type=event.type, received_at=claim.received_at)
     return Outcome.PROCESSED if handler else Outcome.IGNORED

@@ -1,17 +1,18 @@
 """One Celery task per handled event type, named `stripe.<type>`, built from the registry.
 
 A message carries one row id, or a batch of row ids of its type (`tasks.events.outbox`
-groups the rows it fans out). Each row of a batch is claimed and applied in transactions of
-its own, exactly as a single one is, on one database connection for the whole batch; what a
-batch hands on (emails, invoice archives) is published once, when it ends
-(`tasks.batched_publishing`). On renewal day a message per event cost more in Celery's own
-work (the publish, the consumer, the task events, the acknowledgement) than most events'
-rules do.
+groups the rows it fans out). The batch's rows are claimed in one statement, then applied in
+one work transaction: each row locked and checked, its handler run, its status set, and one
+commit (one WAL flush) for them all. Effects and statuses still commit together; a crash
+leaves the whole batch to be claimed again. What a batch hands on (emails, invoice archives)
+is published once, after it (`tasks.batched_publishing`). On renewal day a message, a claim
+and a commit per event cost more than most events' rules do.
 
-Failures stay per row: a permanent error fails its row (reported to Sentry with the event's
-tags) and the batch goes on; a transient one (the database or Stripe gone for a moment) stops
-the batch, and that row and the rows after it are retried together, with backoff, in one
-message of their own.
+Failures stay per row. When a handler fails, the transaction is rolled back, that row is
+settled on its own (a transient error puts it back to `queued` for a retry with backoff, in
+a message of its own; any other error fails it and reports it to Sentry with the event's
+tags), and the other rows are applied again without it. The customers' locks are taken in
+customer order, the same in every batch, so batches that share customers never deadlock.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from tasks.batched_publishing import batched_publishes
 from tasks.celery_app import app
 from tasks.context import worker_context
 from tasks.events import processing
-from tasks.events.processing import Outcome
+from tasks.events.processing import Claim, Outcome
 from tasks.events.registry import HANDLERS, task_name
 from tasks.metrics import observe_attempt
 from tasks.transient import is_transient, retry_delay
@@ -92,52 +93,129 @@ def _process_batch(task: Task, row_ids: RowIds, *, event_type: str) -> object:
 
 
 def _run_batch(batch: list[int], *, event_type: str, retry_in: int | None) -> BatchResult:
-    """Every row in turn; a transient error stops the batch while retries are left
-    (`retry_in`: the seconds until the retry, None when none is left)."""
+    """Claim the rows, apply them in one work transaction, settle the ones that failed.
+    `retry_in`: the seconds until a retry of rows a transient error stopped; None when no
+    retry is left (they fail)."""
     result = BatchResult()
-    # The claims and work transactions of the whole batch run one after the other on one
-    # connection: one pool checkout and one liveness ping per message.
+    # The claim and the work transaction run one after the other on one connection: one
+    # pool checkout and one liveness ping per message.
     with connection_session() as session:
-        for position, row_id in enumerate(batch):
+        try:
+            with session.begin():
+                claims = processing.claim_rows(session, row_ids=batch)
+        except Exception as exc:  # nothing was claimed: the message again, or the sweep
+            if is_transient(exc) and retry_in is not None:
+                log.warning(
+                    "event rows %s: transient error, retry in %ss: %s", batch, retry_in, exc
+                )
+                result.stopped, result.transient = list(batch), exc
+            else:
+                log.error("event rows %s not claimed: %s", batch, exc)
+                result.failure = exc
+            return result
+        claimed = {claim.row_id for claim in claims}
+        for row_id in batch:
+            if row_id not in claimed:  # another delivery holds it, or it is done
+                result.outcomes[row_id] = Outcome.SKIPPED
+                observe_attempt(event_type, ProcessedOutcome.SKIPPED, 0.0)
+        # Every batch takes its customers' locks in the same order (a customer's events in
+        # the order they were stored), so that two batches sharing customers wait for one
+        # another instead of deadlocking.
+        pending = sorted(claims, key=lambda c: (c.event.customer_id or "", c.row_id))
+        while pending:
+            stopped = _apply_together(session, pending, event_type=event_type, result=result)
+            if stopped is None:
+                break
+            position, error = stopped
+            if position is None:  # the commit itself failed: nothing of the batch is done
+                _stop_all(pending, error, retry_in=retry_in, result=result)
+                break
+            claim = pending.pop(position)
             with _event_scope(event_type):
-                claimed: list[str] = []
-                started = time.perf_counter()
-                try:
-                    outcome = _claim_and_apply(session, row_id, claimed)
-                except Exception as exc:
-                    result.event_id = claimed[0] if claimed else result.event_id
-                    retried = is_transient(exc) and retry_in is not None
-                    if claimed:
-                        observe_attempt(
-                            event_type,
-                            ProcessedOutcome.RETRIED if retried else ProcessedOutcome.FAILED,
-                            time.perf_counter() - started,
-                        )
-                    if retried:
-                        result.stopped, result.transient = batch[position:], exc
-                        log.warning(
-                            "event row %s (and %d after it): transient error, retry in %ss: %s",
-                            row_id,
-                            len(batch) - position - 1,
-                            retry_in,
-                            exc,
-                        )
-                        if claimed:  # the rows after it were never claimed: still `queued`
-                            processing.mark_retrying(
-                                row_id=row_id, error=exc, delay_seconds=retry_in
-                            )
-                        return result
-                    result.outcomes[row_id] = "failed"
-                    result.failure = result.failure or exc
-                    if claimed:
-                        _fail(row_id, exc)
-                    else:  # out of retries before its claim: untouched, left to the sweep
-                        log.error("event row %s not claimed: %s", row_id, exc)
-                else:
-                    result.outcomes[row_id] = outcome
-                    result.event_id = claimed[0] if claimed else result.event_id
-                    observe_attempt(event_type, _counted(outcome), time.perf_counter() - started)
+                bind_stripe_event(event_id=claim.stripe_event_id)
+                _settle_failure(
+                    claim, error, event_type=event_type, retry_in=retry_in, result=result
+                )
     return result
+
+
+class _Failed(Exception):
+    """Leaves the work transaction (rolling it back) when one event's handler failed."""
+
+
+def _apply_together(
+    session: Session, claims: list[Claim], *, event_type: str, result: BatchResult
+) -> tuple[int | None, BaseException] | None:
+    """Apply the claims in one transaction: one commit (and one WAL flush) for them all.
+    None once committed; else the position of the claim that failed (None when the commit
+    did) and its error, with the whole transaction rolled back: the caller settles that
+    one and applies the others again."""
+    done: list[tuple[Claim, Outcome, float]] = []
+    failed: tuple[int | None, BaseException] | None = None
+    try:
+        with session.begin():
+            for position, claim in enumerate(claims):
+                with _event_scope(event_type):
+                    bind_stripe_event(event_id=claim.stripe_event_id)
+                    started = time.perf_counter()
+                    try:
+                        outcome = processing.apply_in(session, claim, ctx=worker_context())
+                    except Exception as exc:
+                        failed = (position, exc)
+                        raise _Failed from exc
+                    done.append((claim, outcome, time.perf_counter() - started))
+    except _Failed:
+        return failed
+    except Exception as exc:  # the commit
+        return None, exc
+    for claim, outcome, seconds in done:
+        result.outcomes[claim.row_id] = outcome
+        result.event_id = claim.stripe_event_id
+        observe_attempt(event_type, _counted(outcome), seconds)
+    return None
+
+
+def _settle_failure(
+    claim: Claim,
+    error: BaseException,
+    *,
+    event_type: str,
+    retry_in: int | None,
+    result: BatchResult,
+) -> None:
+    """One event's failure: back to `queued` for the retry when it is transient and retries
+    are left, else `failed` and reported."""
+    result.event_id = claim.stripe_event_id
+    if is_transient(error) and retry_in is not None:
+        log.warning(
+            "event row %s: transient error, retry in %ss: %s", claim.row_id, retry_in, error
+        )
+        observe_attempt(event_type, ProcessedOutcome.RETRIED, 0.0)
+        result.stopped.append(claim.row_id)
+        result.transient = result.transient or error
+        with contextlib.suppress(Exception):  # the database is gone: the retry claims it anyway
+            processing.mark_retrying(row_id=claim.row_id, error=error, delay_seconds=retry_in)
+        return
+    observe_attempt(event_type, ProcessedOutcome.FAILED, 0.0)
+    result.outcomes[claim.row_id] = "failed"
+    result.failure = result.failure or error
+    _fail(claim.row_id, error)
+
+
+def _stop_all(
+    claims: list[Claim], error: BaseException, *, retry_in: int | None, result: BatchResult
+) -> None:
+    """The work transaction's commit failed: every claim of it is retried (or, with no retry
+    left, left `processing` for the sweep)."""
+    rows = [claim.row_id for claim in claims]
+    if is_transient(error) and retry_in is not None:
+        log.warning("event rows %s: commit failed, retry in %ss: %s", rows, retry_in, error)
+        result.stopped += rows
+        result.transient = result.transient or error
+        return
+    log.error("event rows %s: commit failed: %s", rows, error, extra=REPORTED)
+    sentry_sdk.capture_exception(error)
+    result.failure = result.failure or error
 
 
 def _counted(outcome: Outcome) -> ProcessedOutcome:
@@ -155,17 +233,6 @@ def _event_scope(event_type: str) -> Iterator[None]:
     with sentry_sdk.isolation_scope(), log_context.bound():
         bind_stripe_event(event_type=event_type)
         yield
-
-
-def _claim_and_apply(session: Session, row_id: int, claimed: list[str]) -> Outcome:
-    """The row's outcome; `claimed` gets the row's Stripe event id once it is claimed."""
-    with session.begin():
-        claim = processing.claim(session, row_id=row_id)
-    if claim is None:
-        return Outcome.SKIPPED
-    claimed.append(claim.stripe_event_id)
-    bind_stripe_event(event_id=claim.stripe_event_id, event_type=claim.event_type)
-    return processing.apply(claim, ctx=worker_context(), session=session)
 
 
 def _fail(row_id: int, exc: BaseException) -> None:
