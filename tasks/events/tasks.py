@@ -44,6 +44,8 @@ from tasks.transient import is_transient, retry_delay
 log = logging.getLogger(__name__)
 
 RowIds = int | list[int]
+# Events per work transaction (see `_run_batch`).
+EVENTS_PER_COMMIT = 5
 
 
 @dataclass(slots=True)
@@ -118,25 +120,48 @@ def _run_batch(batch: list[int], *, event_type: str, retry_in: int | None) -> Ba
             if row_id not in claimed:  # another delivery holds it, or it is done
                 result.outcomes[row_id] = Outcome.SKIPPED
                 observe_attempt(event_type, ProcessedOutcome.SKIPPED, 0.0)
-        # Every batch takes its customers' locks in the same order (a customer's events in
-        # the order they were stored), so that two batches sharing customers wait for one
-        # another instead of deadlocking.
-        pending = sorted(claims, key=lambda c: (c.event.customer_id or "", c.row_id))
-        while pending:
-            stopped = _apply_together(session, pending, event_type=event_type, result=result)
-            if stopped is None:
+        # Every transaction takes its customers' locks in the same order (a customer's events
+        # in the order they were stored), so that two batches sharing customers wait for one
+        # another instead of deadlocking; and commits every EVENTS_PER_COMMIT events, so that
+        # the other process's batch of the same customers (the next event type of the same
+        # renewals, say) waits for a few events' work, not for a whole batch's.
+        ordered = sorted(claims, key=lambda c: (c.event.customer_id or "", c.row_id))
+        for start in range(0, len(ordered), EVENTS_PER_COMMIT):
+            end = start + EVENTS_PER_COMMIT
+            unsettled = _apply_chunk(
+                session, ordered[start:end], event_type=event_type, retry_in=retry_in, result=result
+            )
+            if unsettled is not None:  # a commit failed: they and the rest wait for the retry
+                claims_left, error = unsettled
+                _stop_all(claims_left + ordered[end:], error, retry_in=retry_in, result=result)
                 break
-            position, error = stopped
-            if position is None:  # the commit itself failed: nothing of the batch is done
-                _stop_all(pending, error, retry_in=retry_in, result=result)
-                break
-            claim = pending.pop(position)
-            with _event_scope(event_type):
-                bind_stripe_event(event_id=claim.stripe_event_id)
-                _settle_failure(
-                    claim, error, event_type=event_type, retry_in=retry_in, result=result
-                )
     return result
+
+
+def _apply_chunk(
+    session: Session,
+    chunk: list[Claim],
+    *,
+    event_type: str,
+    retry_in: int | None,
+    result: BatchResult,
+) -> tuple[list[Claim], BaseException] | None:
+    """Apply the claims in one transaction, settling each that fails on its own and applying
+    the others again without it. None once done; when the commit itself failed, the claims
+    it held and its error."""
+    pending = list(chunk)
+    while pending:
+        stopped = _apply_together(session, pending, event_type=event_type, result=result)
+        if stopped is None:
+            return None
+        position, error = stopped
+        if position is None:  # the commit failed: nothing of the transaction is done
+            return pending, error
+        claim = pending.pop(position)
+        with _event_scope(event_type):
+            bind_stripe_event(event_id=claim.stripe_event_id)
+            _settle_failure(claim, error, event_type=event_type, retry_in=retry_in, result=result)
+    return None
 
 
 class _Failed(Exception):
@@ -205,8 +230,8 @@ def _settle_failure(
 def _stop_all(
     claims: list[Claim], error: BaseException, *, retry_in: int | None, result: BatchResult
 ) -> None:
-    """The work transaction's commit failed: every claim of it is retried (or, with no retry
-    left, left `processing` for the sweep)."""
+    """A work transaction's commit failed: its claims, and those of the batch not yet
+    applied, are retried (or, with no retry left, left `processing` for the sweep)."""
     rows = [claim.row_id for claim in claims]
     if is_transient(error) and retry_in is not None:
         log.warning("event rows %s: commit failed, retry in %ss: %s", rows, retry_in, error)
