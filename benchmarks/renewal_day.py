@@ -365,6 +365,14 @@ def database_cpu_seconds(database_url: str) -> float:
     return total
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
 def cpu_seconds(root_pid: int) -> float:
     """User + system CPU of a process and its live descendants (a prefork pool's children)."""
     parents: dict[int, int] = {}
@@ -519,6 +527,8 @@ class RunResult:
     pool_cpu_ms_per_event: dict[str, float]
     api_cpu_ms_per_event: float
     database_cpu_ms_per_event: float
+    machine_cpu_ms_per_event: float
+    machine_busy_share: float
     counts: dict[str, int] = field(default_factory=dict)
     noop_range: tuple[float, float] = (0.0, 0.0)  # before and after the run
 
@@ -618,6 +628,7 @@ def run_platform(
         cpu_before = [cpu_seconds(pid) for pid in workers]
         api_before = cpu_seconds(api_pid)
         database_before = database_cpu_seconds(database_url)
+        machine_before = machine_cpu()
         started = time.monotonic()
         posted = post_burst(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", directory, opts)
         api_cpu = cpu_seconds(api_pid) - api_before
@@ -627,6 +638,9 @@ def run_platform(
         ]
         worker_cpu = sum(pool_cpu)
         database_cpu = database_cpu_seconds(database_url) - database_before
+        machine_after = machine_cpu()
+        machine_busy = machine_after[0] - machine_before[0]
+        machine_all = machine_after[1] - machine_before[1]
         counts = exactly_once(database_url, smtp, customers)
         counts["invoice PDFs archived by then"] = archived_invoices(database_url)
     figures = lag_figures(database_url)
@@ -649,6 +663,8 @@ def run_platform(
         },
         api_cpu_ms_per_event=1000 * api_cpu / stats["events"],
         database_cpu_ms_per_event=1000 * database_cpu / stats["events"],
+        machine_cpu_ms_per_event=1000 * machine_busy / stats["events"],
+        machine_busy_share=machine_busy / machine_all if machine_all else 0.0,
         counts={**counts, **{k: v for k, v in stats.items() if k != "events"}},
     )
 
@@ -753,6 +769,12 @@ def report(runs: list[RunResult], opts: Options) -> None:
         ),
         ("API CPU ms per event", f"{normal.api_cpu_ms_per_event:.2f}", "", None),
         ("PostgreSQL CPU ms per event", f"{normal.database_cpu_ms_per_event:.2f}", "", None),
+        (
+            "machine CPU ms per event",
+            f"{normal.machine_cpu_ms_per_event:.2f}",
+            f"all processes; {normal.machine_busy_share:.0%} busy",
+            None,
+        ),
     ]
     print(f"N = {normal.customers:,} renewals, {normal.events:,} events posted")
     print(f"{'figure':<30}{'platform':>18}  {'ceiling':<30}{'ratio':>7}")

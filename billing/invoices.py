@@ -167,7 +167,7 @@ def grant_period_credits(
     the invoice events and the subscription Checkout names it first); what was granted."""
     if plan.monthly_credits <= 0:
         return 0
-    ledger.add_entry(
+    entry = ledger.add_entry(
         session,
         account_id=account.id,
         kind=CreditKind.PLAN_CREDITS,
@@ -179,7 +179,8 @@ def grant_period_credits(
         stripe_event_id=stripe_event_id,
         description=f"{plan.name} plan, invoice {invoice_id}",
     )
-    entry = ledger.find_entry(session, kind=CreditKind.PLAN_CREDITS, source_id=invoice_id)
+    if entry is None:  # granted before (the other paid event, the Checkout)
+        entry = ledger.find_entry(session, kind=CreditKind.PLAN_CREDITS, source_id=invoice_id)
     return entry.amount if entry else 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Sequence
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import ScalarSelect, and_, exists, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -24,17 +24,29 @@ ARCHIVABLE_STATUSES = ("open", "paid", "uncollectible", "void")
 _REQUESTED = "invoices_to_archive"
 
 
-def request_archive(session: Session, invoice: Invoice) -> None:
-    """Note the invoice for archiving after the commit, if it needs a (better) copy."""
+# What `kept_copy_status` gives for a copy kept with no invoice status (its row's is null).
+KEPT_WITHOUT_STATUS = ""
+
+
+def kept_copy_status() -> ScalarSelect[str | None]:
+    """The status the kept copy of the invoice in the enclosing statement (a statement on
+    `invoices`) was made at, `KEPT_WITHOUT_STATUS` when it was not recorded, NULL when none
+    is kept: to read beside the invoice in one statement."""
+    # Named by hand: SQLAlchemy does not correlate a subquery in an INSERT's RETURNING.
+    return (
+        select(func.coalesce(InvoiceArchive.invoice_status, KEPT_WITHOUT_STATUS))
+        .where(InvoiceArchive.stripe_invoice_id == literal_column("invoices.stripe_invoice_id"))
+        .scalar_subquery()
+    )
+
+
+def request_archive(session: Session, invoice: Invoice, *, kept_status: str | None) -> None:
+    """Note the invoice for archiving after the commit, if it needs a (better) copy.
+    `kept_status`: what `kept_copy_status` read beside the invoice (None: no copy kept)."""
     if invoice.status not in ARCHIVABLE_STATUSES:
         return
-    kept = session.execute(
-        select(InvoiceArchive.invoice_status).where(
-            InvoiceArchive.stripe_invoice_id == invoice.stripe_invoice_id
-        )
-    ).first()
-    if kept is not None and not needs_new_copy(
-        kept_status=kept.invoice_status, status=invoice.status
+    if kept_status is not None and not needs_new_copy(
+        kept_status=kept_status or None, status=invoice.status
     ):
         return
     # With the context it was noted in: the publish names the event whose work asked for it.

@@ -19,7 +19,7 @@ from core.stripe_objects import (
     invoice_subscription_id,
     timestamp,
 )
-from db.invoice_archives import request_archive
+from db.invoice_archives import kept_copy_status, request_archive
 from db.models import Account, CreditEntry, Dispute, EarlyFraudWarning, Invoice, PaymentRefund
 
 
@@ -63,23 +63,26 @@ def store_invoice(
     }
     # The row comes back from the upsert itself (one round trip); only when the stored
     # description is the newer one, and nothing was written, is it read.
+    # The kept PDF's status comes back beside it, for the archive request below.
     fresh = {"populate_existing": True}
-    row = session.scalars(
+    kept = kept_copy_status()
+    found = session.execute(
         statement.on_conflict_do_update(
             index_elements=[Invoice.stripe_invoice_id],
             set_=update,
             where=Invoice.state_as_of <= statement.excluded.state_as_of,
-        ).returning(Invoice),
+        ).returning(Invoice, kept),
         execution_options=fresh,
     ).one_or_none()
-    if row is None:
-        row = session.scalars(
-            select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]),
+    if found is None:
+        found = session.execute(
+            select(Invoice, kept).where(Invoice.stripe_invoice_id == invoice["id"]),
             execution_options=fresh,
         ).one()
+    row, kept_status = found
     # Every path that stores an invoice (its events, our own calls' answers, the
     # reconciliation) gets a finalized or paid one archived, after the commit.
-    request_archive(session, row)
+    request_archive(session, row, kept_status=kept_status)
     return row
 
 

@@ -27,7 +27,8 @@ def add_entry(
     description: str | None = None,
 ) -> CreditEntry | None:
     """Append an entry; None (and nothing written) if (kind, source id) is already there."""
-    entry_id = session.execute(
+    # The new row comes back from the insert itself (no second read of it).
+    return session.scalars(
         insert(CreditEntry)
         .values(
             account_id=account_id,
@@ -41,9 +42,8 @@ def add_entry(
             description=description,
         )
         .on_conflict_do_nothing(constraint="uq_credit_ledger_kind_source")
-        .returning(CreditEntry.id)
-    ).scalar_one_or_none()
-    return None if entry_id is None else session.get(CreditEntry, entry_id)
+        .returning(CreditEntry)
+    ).one_or_none()
 
 
 def find_entry(session: Session, *, kind: CreditKind, source_id: str) -> CreditEntry | None:
