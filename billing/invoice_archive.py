@@ -25,6 +25,7 @@ from core.object_store import ObjectStore
 from core.pdf_download import DownloadPolicy, DownloadRefused, download_pdf
 from db.invoice_archives import (
     ARCHIVABLE_STATUSES,
+    archive_standing,
     find_archive,
     needs_new_copy,
     record_archive,
@@ -71,16 +72,20 @@ def archive_invoice(
     `stripe`, `generated`, `unchanged` (a copy is kept), `not_archivable`, `unknown`.
     A 5xx or timeout from Stripe's file server raises `DownloadUnavailable`, to be retried."""
     with transaction() as session:
-        invoice = find_invoice(session, invoice_id=invoice_id)
-        if invoice is None:
+        # One statement answers most requests (an invoice finalized and paid in one burst
+        # asks up to three times for one copy); the rows are read only for a copy to make.
+        standing = archive_standing(session, invoice_id=invoice_id)
+        if standing is None:
             return "unknown"
-        if invoice.status not in ARCHIVABLE_STATUSES:
+        status, kept_status = standing
+        if status not in ARCHIVABLE_STATUSES:
             return "not_archivable"
-        kept = find_archive(session, invoice_id=invoice_id)
-        if kept is not None and not needs_new_copy(
-            kept_status=kept.invoice_status, status=invoice.status
+        if kept_status is not None and not needs_new_copy(
+            kept_status=kept_status or None, status=status
         ):
             return "unchanged"
+        invoice = find_invoice(session, invoice_id=invoice_id)
+        assert invoice is not None
         account = session.get(Account, invoice.account_id)
         assert account is not None
     pdf = obtain_pdf(ctx, invoice=invoice, account=account)

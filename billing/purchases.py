@@ -27,7 +27,6 @@ from db.models import Account, PaymentRecord
 from db.purchases import (
     checkout_context_of_payment,
     complete_checkout_context,
-    find_payment_record,
     has_recent_checkout,
     latest_card_of_account,
     record_checkout_context,
@@ -95,11 +94,7 @@ def store_charge(
                 card_brand=earlier.card_brand,
                 card_network=earlier.card_network,
             )
-    upsert_payment_record(session, charge_id=charge_id, values=values)
-    record = find_payment_record(session, charge_id=charge_id)
-    assert record is not None
-    session.refresh(record)
-    return record
+    return upsert_payment_record(session, charge_id=charge_id, values=values)
 
 
 def _may_be_a_checkout(session: Session, account: Account | None, paid_at: datetime) -> bool:

@@ -40,6 +40,15 @@ def kept_copy_status() -> ScalarSelect[str | None]:
     )
 
 
+def archive_standing(session: Session, *, invoice_id: str) -> tuple[str | None, str | None] | None:
+    """(the invoice's status, `kept_copy_status`) in one statement; None for an unknown
+    invoice."""
+    row = session.execute(
+        select(Invoice.status, kept_copy_status()).where(Invoice.stripe_invoice_id == invoice_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 def request_archive(session: Session, invoice: Invoice, *, kept_status: str | None) -> None:
     """Note the invoice for archiving after the commit, if it needs a (better) copy.
     `kept_status`: what `kept_copy_status` read beside the invoice (None: no copy kept)."""

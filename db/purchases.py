@@ -81,13 +81,16 @@ def has_recent_checkout(session: Session, *, user_id: str, since: datetime) -> b
     )
 
 
-def upsert_payment_record(session: Session, *, charge_id: str, values: dict[str, Any]) -> None:
+def upsert_payment_record(
+    session: Session, *, charge_id: str, values: dict[str, Any]
+) -> PaymentRecord:
     """Store what is known of the charge; a later fact fills what an earlier one lacked and
-    never erases it, so events in any order leave the same row."""
+    never erases it, so events in any order leave the same row. The row as stored (from the
+    upsert itself)."""
     table = PaymentRecord.__table__
     excluded = insert(PaymentRecord).excluded
     fillable = [name for name in values if name not in ("charge_id",)]
-    session.execute(
+    return session.scalars(
         insert(PaymentRecord)
         .values(charge_id=charge_id, **values)
         .on_conflict_do_update(
@@ -98,7 +101,9 @@ def upsert_payment_record(session: Session, *, charge_id: str, values: dict[str,
                 if name not in ("amount", "stripe_created")
             },
         )
-    )
+        .returning(PaymentRecord),
+        execution_options={"populate_existing": True},
+    ).one()
 
 
 def find_payment_record(session: Session, *, charge_id: str) -> PaymentRecord | None:

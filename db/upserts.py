@@ -18,17 +18,28 @@ def insert_or_lock(
 ) -> tuple[Row, bool]:
     """The row whose unique `key` column holds `values[key]`: inserted with `values` unless it
     exists, then locked until the transaction ends and read as committed now; (row, created).
-    The insert first, so that two deliveries of a new object wait on one row instead of both
-    finding nothing; the fresh read, because the caller may hold a copy from before the lock
-    (the billing API reads the row, then calls Stripe) and must compare with what is stored."""
+    A row that exists is locked and read at once (most calls: one statement). Otherwise the
+    insert, then the same read: two deliveries of a new object both insert, one wins, and
+    both wait on that one row instead of both finding nothing; the fresh read, because the
+    caller may hold a copy from before the lock (the billing API reads the row, then calls
+    Stripe) and must compare with what is stored."""
+    row = _locked(session, model, key=key, value=values[key.key])
+    if row is not None:
+        return row, False
     inserted = session.execute(
         insert(model).values(**values).on_conflict_do_nothing(index_elements=[key]).returning(key)
     ).scalar_one_or_none()
-    row = session.scalar(
+    row = _locked(session, model, key=key, value=values[key.key])
+    assert row is not None  # inserted now, or by another delivery meanwhile
+    return row, inserted is not None
+
+
+def _locked(
+    session: Session, model: type[Row], *, key: InstrumentedAttribute[str], value: str
+) -> Row | None:
+    return session.scalar(
         select(model)
-        .where(key == values[key.key])
+        .where(key == value)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    assert row is not None  # inserted now, or before
-    return row, inserted is not None
