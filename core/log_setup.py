@@ -103,8 +103,14 @@ def logging_config(
         "root": {"level": level, "handlers": ["stderr"]},
         # uvicorn's loggers write through the root handler too, instead of their own text.
         "loggers": {
-            name: {"handlers": [], "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            **{
+                name: {"handlers": [], "propagate": True}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            },
+            # httpx and httpcore say every request at INFO and below: an invoice PDF's link
+            # (a bearer of access to the document) in every archive's line. Our own lines
+            # say what was fetched and how it went.
+            **{name: {"level": "WARNING"} for name in ("httpx", "httpcore")},
         },
     }
 
