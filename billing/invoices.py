@@ -87,6 +87,7 @@ def invoice_paid(session: Session, ctx: BillingContext, event: StripeEvent) -> N
         charge_id=charge or stored.charge_id,
         invoice_id=invoice["id"],
         stripe_event_id=event.id,
+        invoice_read=True,
     )
     notify_customer(
         session,

@@ -263,11 +263,13 @@ def bring_ledger_to(
     charge_id: str | None,
     invoice_id: str | None = None,
     stripe_event_id: str | None = None,
+    invoice_read: bool = False,
 ) -> Targets | None:
     """Append the entries that bring the payment's refunds, credit notes and holds to what
     `settle` says; None while nothing the payment bought is known (the facts wait for it) or
-    nothing takes anything back."""
-    if invoice_id and not (payment_intent_id and charge_id):
+    nothing takes anything back. `invoice_read`: the payment ids passed are the stored
+    invoice's already (its handler has just stored it), so they are not read again."""
+    if invoice_id and not invoice_read and not (payment_intent_id and charge_id):
         intent, charge = invoice_payment(session, invoice_id=invoice_id)
         payment_intent_id, charge_id = payment_intent_id or intent, charge_id or charge
     # Most payments are never refunded, credited, disputed or warned about: then nothing is
