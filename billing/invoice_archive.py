@@ -6,14 +6,18 @@ size cap) or render the platform's, put it in the object store under a key of it
 record the key, sha256 and size. Its effect is keyed by the invoice id: a second run finds the
 copy recorded and does nothing, unless the invoice has been paid since its copy was made.
 
-The download happens outside any transaction: no row is locked while a server is slow.
+The download happens outside any transaction: no row is locked while a server is slow. A
+batch of invoices (`archive_invoices`) is read in one transaction, fetched side by side, and
+recorded in one.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -71,46 +75,137 @@ def archive_invoice(
     """Archive one invoice's PDF if it needs it; what happened, for the task's result and logs:
     `stripe`, `generated`, `unchanged` (a copy is kept), `not_archivable`, `unknown`.
     A 5xx or timeout from Stripe's file server raises `DownloadUnavailable`, to be retried."""
+    outcome = archive_invoices(
+        ctx=ctx, store=store, invoice_ids=[invoice_id], transaction=transaction
+    )[invoice_id]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def archive_invoices(
+    *,
+    ctx: BillingContext,
+    store: ObjectStore,
+    invoice_ids: Sequence[str],
+    transaction: Transaction,
+    downloads: Executor | None = None,
+) -> dict[str, str | Exception]:
+    """`archive_invoice` for several invoices: one transaction reads them, their PDFs are
+    fetched and stored (side by side on `downloads`, one after the other without it), and one
+    transaction records the copies made. Each invoice's outcome, or the exception that stopped
+    its copy (a download's, the store's); an exception of either transaction stops them all.
+
+    Side by side because a PDF comes from Stripe's file server at a round trip or two of
+    internet latency: one after the other, a batch of invoices holds an I/O thread (the one
+    the next receipt waits for) for the sum of them."""
     with transaction() as session:
-        # One statement answers most requests (an invoice finalized and paid in one burst
-        # asks up to three times for one copy); the rows are read only for a copy to make.
-        standing = archive_standing(session, invoice_id=invoice_id)
-        if standing is None:
-            return "unknown"
-        status, kept_status = standing
-        if status not in ARCHIVABLE_STATUSES:
-            return "not_archivable"
-        if kept_status is not None and not needs_new_copy(
-            kept_status=kept_status or None, status=status
-        ):
-            return "unchanged"
-        invoice = find_invoice(session, invoice_id=invoice_id)
-        assert invoice is not None
-        account = session.get(Account, invoice.account_id)
-        assert account is not None
-    pdf = obtain_pdf(ctx, invoice=invoice, account=account)
-    key = archive_key(invoice_id, invoice.status)
-    store.put(key, pdf.content, content_type="application/pdf")
-    with transaction() as session:
-        recorded = record_archive(
-            session,
-            invoice_id=invoice_id,
-            store_key=key,
-            sha256=pdf.sha256,
-            size_bytes=len(pdf.content),
-            source=pdf.source.value,
-            invoice_status=invoice.status,
-        )
-    if not recorded:
+        wanted = {invoice_id: copy_to_make(session, invoice_id) for invoice_id in invoice_ids}
+    outcomes: dict[str, str | Exception] = {}
+    copies: dict[str, CopyToMake] = {}
+    for invoice_id, wanted_copy in wanted.items():
+        if isinstance(wanted_copy, str):
+            outcomes[invoice_id] = wanted_copy
+        else:
+            copies[invoice_id] = wanted_copy
+    fetched: dict[str, Future[ArchivedPdf]] = {}
+    for invoice_id, copy in copies.items():
+        if downloads is None:
+            fetched[invoice_id] = _done(keep_copy, ctx, store, copy)
+        else:
+            # In the task's context: its log fields and Sentry tags go along.
+            context = contextvars.copy_context()
+            fetched[invoice_id] = downloads.submit(context.run, keep_copy, ctx, store, copy)
+    kept: dict[str, ArchivedPdf] = {}
+    for invoice_id, future in fetched.items():
+        error = future.exception()
+        if isinstance(error, Exception):
+            outcomes[invoice_id] = error
+        elif error is not None:  # KeyboardInterrupt and its kind: not an invoice's failure
+            raise error
+        else:
+            kept[invoice_id] = future.result()
+    if kept:
+        with transaction() as session:
+            recorded = {
+                invoice_id: record_copy(session, copies[invoice_id], pdf)
+                for invoice_id, pdf in kept.items()
+            }
+        for invoice_id, pdf in kept.items():
+            outcomes[invoice_id] = pdf.source.value if recorded[invoice_id] else "unchanged"
+            if recorded[invoice_id]:
+                log.info(
+                    "invoice %s archived (%s, %d bytes)%s",
+                    invoice_id,
+                    pdf.source.value,
+                    len(pdf.content),
+                    f": {pdf.reason}" if pdf.reason else "",
+                )
+    return {invoice_id: outcomes[invoice_id] for invoice_id in invoice_ids}
+
+
+@dataclass(frozen=True, slots=True)
+class CopyToMake:
+    """An invoice whose PDF must be kept (none is, or only as it was before it was paid)."""
+
+    invoice: Invoice
+    account: Account
+
+    @property
+    def key(self) -> str:
+        return archive_key(self.invoice.stripe_invoice_id, self.invoice.status)
+
+
+def copy_to_make(session: Session, invoice_id: str) -> CopyToMake | str:
+    """The invoice and its account when it needs a copy; else the outcome: `unknown`,
+    `not_archivable` or `unchanged`."""
+    # One statement answers most requests (an invoice finalized and paid in one burst asks
+    # up to three times for one copy); the rows are read only for a copy to make.
+    standing = archive_standing(session, invoice_id=invoice_id)
+    if standing is None:
+        return "unknown"
+    status, kept_status = standing
+    if status not in ARCHIVABLE_STATUSES:
+        return "not_archivable"
+    if kept_status is not None and not needs_new_copy(
+        kept_status=kept_status or None, status=status
+    ):
         return "unchanged"
-    log.info(
-        "invoice %s archived (%s, %d bytes)%s",
-        invoice_id,
-        pdf.source.value,
-        len(pdf.content),
-        f": {pdf.reason}" if pdf.reason else "",
+    invoice = find_invoice(session, invoice_id=invoice_id)
+    assert invoice is not None
+    account = session.get(Account, invoice.account_id)
+    assert account is not None
+    return CopyToMake(invoice=invoice, account=account)
+
+
+def keep_copy(ctx: BillingContext, store: ObjectStore, copy: CopyToMake) -> ArchivedPdf:
+    """Get the PDF and put it in the store (no transaction open: the download may be slow)."""
+    pdf = obtain_pdf(ctx, invoice=copy.invoice, account=copy.account)
+    store.put(copy.key, pdf.content, content_type="application/pdf")
+    return pdf
+
+
+def record_copy(session: Session, copy: CopyToMake, pdf: ArchivedPdf) -> bool:
+    """Record the copy put in the store; False when nothing changed (a duplicate task)."""
+    return record_archive(
+        session,
+        invoice_id=copy.invoice.stripe_invoice_id,
+        store_key=copy.key,
+        sha256=pdf.sha256,
+        size_bytes=len(pdf.content),
+        source=pdf.source.value,
+        invoice_status=copy.invoice.status,
     )
-    return pdf.source.value
+
+
+def _done(work: Callable[..., ArchivedPdf], *args: object) -> Future[ArchivedPdf]:
+    """`work(*args)` run here and now, as a finished future (its result or its exception)."""
+    future: Future[ArchivedPdf] = Future()
+    try:
+        future.set_result(work(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
 
 
 def obtain_pdf(ctx: BillingContext, *, invoice: Invoice, account: Account) -> ArchivedPdf:

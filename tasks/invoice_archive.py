@@ -15,17 +15,20 @@ link that will never give a PDF is no failure: the platform renders its own.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
+import sentry_sdk
 import sqlalchemy.exc
 from botocore.exceptions import BotoCoreError
 from celery import Task, signals
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from billing.invoice_archive import archive_invoice
+from billing.invoice_archive import archive_invoices
 from core.object_store import ObjectStore, open_store
 from core.pdf_download import DownloadUnavailable
+from core.sentry import REPORTED
 from core.settings import get_settings
 from core.task_names import ARCHIVE_INVOICE_PDF
 from db.invoice_archives import forget_requested_archives, take_requested_archives
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 TASK_NAME = ARCHIVE_INVOICE_PDF
 # Invoices per message when a batch of events hands them on.
 INVOICES_PER_MESSAGE = 20
+# A message's downloads in flight at once, per worker process.
+PDF_DOWNLOADS_IN_PARALLEL = 8
 # Also retried: the object store (a lost connection, a full or unmounted disk) or the
 # database gone for a moment. An S3 refusal (a ClientError: no such bucket, access denied)
 # is not: it fails at once, and the nightly fill tries again once an operator fixed it.
@@ -52,30 +57,45 @@ def archive_store() -> ObjectStore:
     return open_store(settings.invoice_archive_url, endpoint_url=settings.s3_endpoint_url)
 
 
+@lru_cache(maxsize=1)
+def pdf_downloads() -> ThreadPoolExecutor:
+    """This process's threads for a batch's downloads (created in the process that uses them:
+    a prefork child, not the parent it was forked from)."""
+    return ThreadPoolExecutor(
+        max_workers=PDF_DOWNLOADS_IN_PARALLEL, thread_name_prefix="invoice-pdf"
+    )
+
+
 @app.task(name=TASK_NAME, bind=True, max_retries=get_settings().task_max_retries)
 def archive_invoice_pdf(self: Task, invoice_ids: str | list[str]) -> str | dict[str, str]:
     """Archive each invoice's PDF if it still needs it; what happened (by invoice, for a
     list). The invoices a temporary failure stopped are retried together, with backoff."""
-    batch = [invoice_ids] if isinstance(invoice_ids, str) else list(invoice_ids)
-    outcomes: dict[str, str] = {}
-    stopped: list[str] = []
-    first_error: BaseException | None = None
-    for invoice_id in batch:
-        try:
-            outcomes[invoice_id] = archive_invoice(
-                ctx=worker_context(),
-                store=archive_store(),
-                invoice_id=invoice_id,
-                transaction=transaction,
-            )
-        except RETRIED as exc:
-            stopped.append(invoice_id)
-            first_error = first_error or exc
-    if first_error is not None:
-        if self.request.retries >= self.max_retries:
-            raise first_error
+    batch = [invoice_ids] if isinstance(invoice_ids, str) else list(dict.fromkeys(invoice_ids))
+    try:
+        results = archive_invoices(
+            ctx=worker_context(),
+            store=archive_store(),
+            invoice_ids=batch,
+            transaction=transaction,
+            downloads=pdf_downloads() if len(batch) > 1 else None,
+        )
+    except RETRIED as exc:  # a transaction: the whole batch again
+        results = dict.fromkeys(batch, exc)
+    outcomes = {i: result for i, result in results.items() if isinstance(result, str)}
+    errors = {i: result for i, result in results.items() if isinstance(result, Exception)}
+    stopped = [i for i, error in errors.items() if isinstance(error, RETRIED)]
+    # Not worth a retry (an S3 refusal, say): the nightly fill tries again once it is fixed.
+    failed = [i for i in errors if i not in stopped]
+    if stopped and self.request.retries < self.max_retries:
+        for invoice_id in failed:
+            log.error("invoice %s not archived: %s", invoice_id, errors[invoice_id], extra=REPORTED)
+            sentry_sdk.capture_exception(errors[invoice_id])
         again = stopped[0] if isinstance(invoice_ids, str) else stopped
-        raise self.retry(args=[again], exc=first_error, countdown=retry_delay(self.request.retries))
+        raise self.retry(
+            args=[again], exc=errors[stopped[0]], countdown=retry_delay(self.request.retries)
+        )
+    if errors:  # the task fails (Celery logs it, Sentry reports it), a lasting error first
+        raise errors[(failed or stopped)[0]]
     return outcomes[invoice_ids] if isinstance(invoice_ids, str) else outcomes
 
 

@@ -7,16 +7,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from billing.invoice_archive import archive_invoice, archive_key
+from billing.invoice_archive import archive_invoice, archive_invoices, archive_key
 from core.object_store import ObjectStore, open_store
 from core.pdf_download import DownloadUnavailable
 from core.settings import load_settings
 from db.invoice_archives import find_archive
 from db.models import InvoiceArchive
 from db.session import new_session, transaction
+from tasks.invoice_archive import archive_invoice_pdf
 from tasks.reconciliation.archives import queue_missing_archives
 from tests.support.pdf_server import Answer, PdfServer, pdf_bytes
 from tests.support.stripe_events import (
@@ -135,6 +137,47 @@ def test_a_5xx_is_retried_and_nothing_is_kept_until_the_pdf_comes(store, pdf_ser
     assert archive(ids, store) == "stripe"
     assert store.get(kept(ids).store_key) == content
     assert pdf_server.hits["/flaky.pdf"] == 2
+
+
+def test_a_batch_is_fetched_side_by_side_and_a_5xx_stops_only_its_own_invoice(store, pdf_server):
+    contents = [pdf_bytes(f"invoice {n}") for n in range(4)]
+    # Each answer takes a while, as Stripe's file server does at internet distance.
+    links = [
+        pdf_server.serve(f"/{n}.pdf", Answer(200, content, delay=0.3))
+        for n, content in enumerate(contents)
+    ]
+    flaky = pdf_server.serve("/flaky.pdf", Answer(503, b"busy", delay=0.3))
+    batch = [stored_invoice(link) for link in links]
+    stopped = stored_invoice(flaky)
+
+    with ThreadPoolExecutor(max_workers=8) as downloads:
+        outcomes = archive_invoices(
+            ctx=billing_context(),
+            store=store,
+            invoice_ids=[ids.invoice for ids in [*batch, stopped]],
+            transaction=transaction,
+            downloads=downloads,
+        )
+
+    assert [outcomes[ids.invoice] for ids in batch] == ["stripe"] * 4
+    assert isinstance(outcomes[stopped.invoice], DownloadUnavailable)
+    assert [store.get(kept(ids).store_key) for ids in batch] == contents
+    with new_session() as session:
+        assert find_archive(session, invoice_id=stopped.invoice) is None
+    assert pdf_server.most_at_once > 1  # side by side, not one after the other
+
+
+def test_the_task_retries_only_the_invoices_a_temporary_failure_stopped(pdf_server):
+    steady = [pdf_server.serve(f"/{n}.pdf", Answer(200, pdf_bytes(f"{n}"))) for n in range(3)]
+    flaky = pdf_server.serve("/flaky.pdf", Answer(503, b"busy"), Answer(200, pdf_bytes("later")))
+    batch = [stored_invoice(link) for link in [*steady, flaky]]
+
+    # Eagerly, as in a worker: the retry runs at once, with only the stopped invoice.
+    archive_invoice_pdf.apply(args=[[ids.invoice for ids in batch]])
+
+    assert [kept(ids).source for ids in batch] == ["stripe"] * 4
+    assert pdf_server.hits["/flaky.pdf"] == 2
+    assert [pdf_server.hits[f"/{n}.pdf"] for n in range(3)] == [1, 1, 1]
 
 
 def test_a_free_invoice_without_a_pdf_gets_the_platforms_own(store):

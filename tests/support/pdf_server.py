@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,8 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     # Send no Content-Length and write the body in chunks: a server that does not say.
     undeclared_length: bool = False
+    # Seconds before answering: a file server at internet distance.
+    delay: float = 0.0
 
 
 def pdf_bytes(label: str, size: int = 0) -> bytes:
@@ -35,15 +38,30 @@ class PdfServer:
     def __init__(self) -> None:
         self.scripts: dict[str, list[Answer]] = {}
         self.hits: collections.Counter[str] = collections.Counter()
+        # The most requests it was answering at one moment.
+        self.most_at_once = 0
+        self._at_once = 0
+        self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                server.hits[self.path] += 1
-                script = server.scripts.get(self.path) or [Answer(404, b"not found")]
-                answer = script.pop(0) if len(script) > 1 else script[0]
+                with server._lock:
+                    server.hits[self.path] += 1
+                    script = server.scripts.get(self.path) or [Answer(404, b"not found")]
+                    answer = script.pop(0) if len(script) > 1 else script[0]
+                    server._at_once += 1
+                    server.most_at_once = max(server.most_at_once, server._at_once)
+                try:
+                    time.sleep(answer.delay)
+                    self._answer(answer)
+                finally:
+                    with server._lock:
+                        server._at_once -= 1
+
+            def _answer(self, answer: Answer) -> None:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
