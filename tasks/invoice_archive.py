@@ -43,8 +43,10 @@ log = logging.getLogger(__name__)
 TASK_NAME = ARCHIVE_INVOICE_PDF
 # Invoices per message when a batch of events hands them on.
 INVOICES_PER_MESSAGE = 20
-# A message's downloads in flight at once, per worker process.
-PDF_DOWNLOADS_IN_PARALLEL = 8
+# Downloads in flight at once, per worker process, for all its threads' batches: more than
+# the pool's threads (8), so that a renewal day's archives finish their messages quickly and
+# give the threads back to the receipts queued behind them.
+PDF_DOWNLOADS_IN_PARALLEL = 16
 # Also retried: the object store (a lost connection, a full or unmounted disk) or the
 # database gone for a moment. An S3 refusal (a ClientError: no such bucket, access denied)
 # is not: it fails at once, and the nightly fill tries again once an operator fixed it.
