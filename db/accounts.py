@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.models import Account
 
+# Built once (every event reads its customer's account): see tasks.events.processing.
+_ACCOUNT_OF_CUSTOMER = select(Account).where(Account.stripe_customer_id == bindparam("customer_id"))
+
 
 def find_account(session: Session, *, customer_id: str) -> Account | None:
-    return session.scalar(select(Account).where(Account.stripe_customer_id == customer_id))
+    return session.scalar(_ACCOUNT_OF_CUSTOMER, {"customer_id": customer_id})
 
 
 def ensure_account(session: Session, *, customer_id: str) -> tuple[Account, bool]:

@@ -23,10 +23,8 @@ def customer_key(customer_id: str) -> str:
     return f"customer:{customer_id}"
 
 
-def customer_lock_expression(customer_id: str | None) -> ColumnElement[Any] | None:
-    """`lock_customer` as an expression, to take the lock inside another statement (the
-    event's row lock); None without a customer."""
-    if not customer_id:
-        return None
-    key = func.hashtextextended(customer_key(customer_id), 0)
-    return func.pg_advisory_xact_lock(key).label("customer_lock")
+def customer_lock_column(key: ColumnElement[str]) -> ColumnElement[Any]:
+    """`lock_customer` as a column, to take the lock inside another statement (the event's
+    row lock). `key` is the customer's `customer_key`: a bound parameter, so that the
+    statement can be built once."""
+    return func.pg_advisory_xact_lock(func.hashtextextended(key, 0)).label("customer_lock")
