@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from core.stripe_objects import (
     StripeDict,
@@ -23,6 +24,60 @@ from db.invoice_archives import kept_copy_status, request_archive
 from db.models import Account, CreditEntry, Dispute, EarlyFraudWarning, Invoice, PaymentRefund
 
 
+def _invoice_upsert() -> tuple[
+    ReturningInsert[tuple[Invoice, str | None]], Select[tuple[Invoice, str | None]]
+]:
+    """The invoice's upsert and its read-back, built once with a bound parameter per column:
+    a renewal stores its invoice four times, and building and keying a statement of twenty
+    columns cost the worker more than PostgreSQL took to run it."""
+    values = {column: bindparam(f"new_{column}") for column in ("stripe_invoice_id", *_STORED)}
+    statement = insert(Invoice).values(values)
+    # Payment ids only ever get known, so a later description without them keeps the old ones.
+    update = {
+        **{column: statement.excluded[column] for column in _STORED},
+        "payment_intent_id": func.coalesce(
+            statement.excluded.payment_intent_id, Invoice.payment_intent_id
+        ),
+        "charge_id": func.coalesce(statement.excluded.charge_id, Invoice.charge_id),
+    }
+    # The kept PDF's status comes back beside the row, for the archive request.
+    kept = kept_copy_status()
+    upsert = statement.on_conflict_do_update(
+        index_elements=[Invoice.stripe_invoice_id],
+        set_=update,
+        where=Invoice.state_as_of <= statement.excluded.state_as_of,
+    ).returning(Invoice, kept)
+    read = select(Invoice, kept).where(
+        Invoice.stripe_invoice_id == bindparam("new_stripe_invoice_id")
+    )
+    return upsert, read
+
+
+_STORED = (
+    "account_id",
+    "stripe_subscription_id",
+    "number",
+    "status",
+    "billing_reason",
+    "currency",
+    "amount_due",
+    "amount_paid",
+    "price_id",
+    "plan",
+    "payment_intent_id",
+    "charge_id",
+    "hosted_invoice_url",
+    "invoice_pdf",
+    "period_start",
+    "period_end",
+    "prorations",
+    "lines",
+    "stripe_created",
+    "state_as_of",
+)
+_UPSERT_INVOICE, _READ_INVOICE = _invoice_upsert()
+
+
 def store_invoice(
     session: Session, *, account: Account, invoice: StripeDict, plan: str | None, as_of: datetime
 ) -> Invoice:
@@ -30,6 +85,7 @@ def store_invoice(
     intent, charge = invoice_payment_ids(invoice)
     start, end = invoice_period(invoice)
     values = {
+        "stripe_invoice_id": invoice["id"],
         "account_id": account.id,
         "stripe_subscription_id": invoice_subscription_id(invoice),
         "number": invoice.get("number"),
@@ -52,33 +108,13 @@ def store_invoice(
         "stripe_created": timestamp(invoice.get("created") or invoice.get("date")),
         "state_as_of": as_of,
     }
-    statement = insert(Invoice).values(stripe_invoice_id=invoice["id"], **values)
-    # Payment ids only ever get known, so a later description without them keeps the old ones.
-    update = {
-        **{k: statement.excluded[k] for k in values},
-        "payment_intent_id": func.coalesce(
-            statement.excluded.payment_intent_id, Invoice.payment_intent_id
-        ),
-        "charge_id": func.coalesce(statement.excluded.charge_id, Invoice.charge_id),
-    }
+    params = {f"new_{column}": value for column, value in values.items()}
     # The row comes back from the upsert itself (one round trip); only when the stored
     # description is the newer one, and nothing was written, is it read.
-    # The kept PDF's status comes back beside it, for the archive request below.
     fresh = {"populate_existing": True}
-    kept = kept_copy_status()
-    found = session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[Invoice.stripe_invoice_id],
-            set_=update,
-            where=Invoice.state_as_of <= statement.excluded.state_as_of,
-        ).returning(Invoice, kept),
-        execution_options=fresh,
-    ).one_or_none()
+    found = session.execute(_UPSERT_INVOICE, params, execution_options=fresh).one_or_none()
     if found is None:
-        found = session.execute(
-            select(Invoice, kept).where(Invoice.stripe_invoice_id == invoice["id"]),
-            execution_options=fresh,
-        ).one()
+        found = session.execute(_READ_INVOICE, params, execution_options=fresh).one()
     row, kept_status = found
     # Every path that stores an invoice (its events, our own calls' answers, the
     # reconciliation) gets a finalized or paid one archived, after the commit.
