@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -28,14 +29,27 @@ def queue_email(
     caller commits, `send` gets the row id (never before: a rolled-back email is no email);
     without `send`, or if it fails, the email sweep sends the row later."""
     row_id = session.execute(
-        insert(EmailLog)
-        .values(idempotency_key=key, template=template, recipients=recipients, context=context)
-        .on_conflict_do_nothing(index_elements=[EmailLog.idempotency_key])
-        .returning(EmailLog.id)
+        _QUEUE_EMAIL,
+        {"key": key, "new_template": template, "to": recipients, "new_context": context},
     ).scalar_one_or_none()
     if row_id is not None and send is not None:
         after_commit(session, lambda: _send(send, row_id))
     return row_id
+
+
+# Built once, with bound parameters (a renewal queues its receipt in every batch): a statement
+# keeps its cache key, so one used again is neither built nor keyed again.
+_QUEUE_EMAIL = (
+    insert(EmailLog)
+    .values(
+        idempotency_key=bindparam("key"),
+        template=bindparam("new_template"),
+        recipients=bindparam("to"),
+        context=bindparam("new_context"),
+    )
+    .on_conflict_do_nothing(index_elements=[EmailLog.idempotency_key])
+    .returning(EmailLog.id)
+)
 
 
 def _send(send: Callable[[int], None], row_id: int) -> None:

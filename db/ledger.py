@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -28,28 +28,47 @@ def add_entry(
 ) -> CreditEntry | None:
     """Append an entry; None (and nothing written) if (kind, source id) is already there."""
     # The new row comes back from the insert itself (no second read of it).
-    return session.scalars(
-        insert(CreditEntry)
-        .values(
-            account_id=account_id,
-            kind=kind,
-            source_id=source_id,
-            amount=amount,
-            payment_intent_id=payment_intent_id,
-            charge_id=charge_id,
-            stripe_invoice_id=stripe_invoice_id,
-            stripe_event_id=stripe_event_id,
-            description=description,
-        )
-        .on_conflict_do_nothing(constraint="uq_credit_ledger_kind_source")
-        .returning(CreditEntry)
-    ).one_or_none()
+    values = {
+        "account_id": account_id,
+        "kind": kind,
+        "source_id": source_id,
+        "amount": amount,
+        "payment_intent_id": payment_intent_id,
+        "charge_id": charge_id,
+        "stripe_invoice_id": stripe_invoice_id,
+        "stripe_event_id": stripe_event_id,
+        "description": description,
+    }
+    params = {f"new_{column}": value for column, value in values.items()}
+    return session.scalars(_ADD_ENTRY, params).one_or_none()
 
 
 def find_entry(session: Session, *, kind: CreditKind, source_id: str) -> CreditEntry | None:
-    return session.scalar(
-        select(CreditEntry).where(CreditEntry.kind == kind, CreditEntry.source_id == source_id)
-    )
+    return session.scalar(_FIND_ENTRY, {"kind": kind, "source_id": source_id})
+
+
+# Built once, with bound parameters: every paid invoice appends and looks up entries, and
+# building and keying a statement per call cost more of the worker's CPU than running it.
+_ENTRY_COLUMNS = (
+    "account_id",
+    "kind",
+    "source_id",
+    "amount",
+    "payment_intent_id",
+    "charge_id",
+    "stripe_invoice_id",
+    "stripe_event_id",
+    "description",
+)
+_ADD_ENTRY = (
+    insert(CreditEntry)
+    .values({column: bindparam(f"new_{column}") for column in _ENTRY_COLUMNS})
+    .on_conflict_do_nothing(constraint="uq_credit_ledger_kind_source")
+    .returning(CreditEntry)
+)
+_FIND_ENTRY = select(CreditEntry).where(
+    CreditEntry.kind == bindparam("kind"), CreditEntry.source_id == bindparam("source_id")
+)
 
 
 def balance(session: Session, *, account_id: int) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from core.plans import FREE_PLAN
@@ -79,9 +79,14 @@ class SyncResult:
 
 
 def find_subscription(session: Session, *, subscription_id: str) -> Subscription | None:
-    return session.scalar(
-        select(Subscription).where(Subscription.stripe_subscription_id == subscription_id)
-    )
+    return session.scalar(_FIND_SUBSCRIPTION, {"subscription_id": subscription_id})
+
+
+# Built once (read for most events): a statement keeps its cache key, so one used again is
+# neither built nor keyed again.
+_FIND_SUBSCRIPTION = select(Subscription).where(
+    Subscription.stripe_subscription_id == bindparam("subscription_id")
+)
 
 
 def lock_subscription_row(
@@ -129,16 +134,19 @@ def record_change(
 
 def live_subscription(session: Session, *, account_id: int) -> Subscription | None:
     """The account's newest subscription that gives it a plan, if any."""
-    return session.scalar(
-        select(Subscription)
-        .where(
-            Subscription.account_id == account_id,
-            Subscription.status.in_(LIVE_STATUSES),
-            Subscription.plan.is_not(None),
-        )
-        .order_by(Subscription.state_as_of.desc(), Subscription.id.desc())
-        .limit(1)
+    return session.scalar(_LIVE_SUBSCRIPTION, {"account_id": account_id})
+
+
+_LIVE_SUBSCRIPTION = (
+    select(Subscription)
+    .where(
+        Subscription.account_id == bindparam("account_id"),
+        Subscription.status.in_(LIVE_STATUSES),
+        Subscription.plan.is_not(None),
     )
+    .order_by(Subscription.state_as_of.desc(), Subscription.id.desc())
+    .limit(1)
+)
 
 
 def latest_subscription(session: Session, *, account_id: int) -> Subscription | None:
