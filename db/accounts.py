@@ -67,9 +67,13 @@ def fill_missing_contact(
     `client_reference_id`): a snapshot, used only where the account knows nothing yet."""
     if account.deleted_at is not None:
         return  # a late event of a deleted customer must not link its user again
-    account.email = account.email or email
-    account.user_id = account.user_id or user_id
-    session.flush()
+    # Flushed only when something was filled: most events' customers are known already.
+    if email and not account.email:
+        account.email = email
+    if user_id and not account.user_id:
+        account.user_id = user_id
+    if account in session.dirty:
+        session.flush()
 
 
 def mark_deleted(session: Session, account: Account, *, as_of: datetime) -> None:

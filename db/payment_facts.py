@@ -4,9 +4,10 @@ the invoice it paid."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import case, exists, func, or_, select
+from sqlalchemy import Select, bindparam, case, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -119,19 +120,33 @@ def has_facts(
 ) -> bool:
     """Whether any refund, credit note, chargeback or early fraud warning names the payment
     by one of these ids: one round trip where reading each kind would take four."""
+    ids = {"payment_intent_id": payment_intent_id, "charge_id": charge_id, "invoice_id": invoice_id}
+    known = tuple(name for name, value in ids.items() if value)
+    if not known:
+        return False
+    return bool(session.scalar(_facts_exist(known), {name: ids[name] for name in known}))
+
+
+@lru_cache(maxsize=8)
+def _facts_exist(known: tuple[str, ...]) -> Select[tuple[bool]]:
+    """`has_facts`'s statement for the ids known (one of seven shapes), built once with bound
+    parameters: a statement keeps its cache key, so one used again is neither built nor keyed
+    again (every paid invoice asks)."""
+    params = {name: bindparam(name) for name in known}
     found = []
-    match = {"payment_intent_id": payment_intent_id, "charge_id": charge_id}
     for model in (PaymentRefund, Dispute, EarlyFraudWarning):
-        conditions = [c for c in [paid_by(model, **match)] if c is not None]
-        if invoice_id and model is not Dispute:
-            conditions.append(model.stripe_invoice_id == invoice_id)
+        conditions = [
+            getattr(model, name) == params[name]
+            for name in ("payment_intent_id", "charge_id")
+            if name in params
+        ]
+        if "invoice_id" in params and model is not Dispute:
+            conditions.append(model.stripe_invoice_id == params["invoice_id"])
         if conditions:
             found.append(exists().where(or_(*conditions)))
-    if invoice_id:
-        found.append(exists().where(CreditNote.stripe_invoice_id == invoice_id))
-    if not found:
-        return False
-    return bool(session.scalar(select(or_(*found))))
+    if "invoice_id" in params:
+        found.append(exists().where(CreditNote.stripe_invoice_id == params["invoice_id"]))
+    return select(or_(*found))
 
 
 def invoice_payment(session: Session, *, invoice_id: str) -> tuple[str | None, str | None]:

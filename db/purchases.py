@@ -4,11 +4,13 @@ and each successful charge with its card and user (`billing.purchases` fills the
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from db.models import CheckoutContext, PaymentRecord
 
@@ -87,23 +89,32 @@ def upsert_payment_record(
     """Store what is known of the charge; a later fact fills what an earlier one lacked and
     never erases it, so events in any order leave the same row. The row as stored (from the
     upsert itself)."""
-    table = PaymentRecord.__table__
-    excluded = insert(PaymentRecord).excluded
-    fillable = [name for name in values if name not in ("charge_id",)]
+    columns = tuple(name for name in values if name != "charge_id")
+    params = {f"new_{name}": values[name] for name in columns}
     return session.scalars(
-        insert(PaymentRecord)
-        .values(charge_id=charge_id, **values)
-        .on_conflict_do_update(
-            index_elements=[PaymentRecord.charge_id],
-            set_={
-                name: func.coalesce(table.c[name], excluded[name])
-                for name in fillable
-                if name not in ("amount", "stripe_created")
-            },
-        )
-        .returning(PaymentRecord),
+        _payment_record_upsert(columns),
+        {"new_charge_id": charge_id, **params},
         execution_options={"populate_existing": True},
     ).one()
+
+
+@lru_cache(maxsize=32)
+def _payment_record_upsert(columns: tuple[str, ...]) -> ReturningInsert[tuple[PaymentRecord]]:
+    """The upsert for these columns, built once per set of columns (a handful: one per kind
+    of event that stores a charge), with bound parameters: a statement keeps its cache key,
+    so one used again is neither built nor keyed again."""
+    table = PaymentRecord.__table__
+    statement = insert(PaymentRecord).values(
+        {name: bindparam(f"new_{name}") for name in ("charge_id", *columns)}
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[PaymentRecord.charge_id],
+        set_={
+            name: func.coalesce(table.c[name], statement.excluded[name])
+            for name in columns
+            if name not in ("amount", "stripe_created")
+        },
+    ).returning(PaymentRecord)
 
 
 def find_payment_record(session: Session, *, charge_id: str) -> PaymentRecord | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -147,13 +147,16 @@ def top_ups_by_key(session: Session, *, keys: list[str]) -> list[UpgradeTopUp]:
 
 
 def settled_by(session: Session, *, invoice_id: str) -> list[UpgradeTopUp]:
-    return list(
-        session.scalars(
-            select(UpgradeTopUp)
-            .where(UpgradeTopUp.stripe_invoice_id == invoice_id)
-            .order_by(UpgradeTopUp.id)
-        )
-    )
+    return list(session.scalars(_SETTLED_BY, {"invoice_id": invoice_id}))
+
+
+# Built once (every paid invoice asks): a statement keeps its cache key, so one used again is
+# neither built nor keyed again.
+_SETTLED_BY = (
+    select(UpgradeTopUp)
+    .where(UpgradeTopUp.stripe_invoice_id == bindparam("invoice_id"))
+    .order_by(UpgradeTopUp.id)
+)
 
 
 def mark_settled(top_up: UpgradeTopUp, *, invoice: Invoice, credits: int, at: datetime) -> None:
