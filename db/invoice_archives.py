@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Sequence
 
-from sqlalchemy import ScalarSelect, and_, exists, func, literal_column, or_, select
+from sqlalchemy import ScalarSelect, and_, bindparam, exists, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -43,10 +43,15 @@ def kept_copy_status() -> ScalarSelect[str | None]:
 def archive_standing(session: Session, *, invoice_id: str) -> tuple[str | None, str | None] | None:
     """(the invoice's status, `kept_copy_status`) in one statement; None for an unknown
     invoice."""
-    row = session.execute(
-        select(Invoice.status, kept_copy_status()).where(Invoice.stripe_invoice_id == invoice_id)
-    ).first()
+    row = session.execute(_ARCHIVE_STANDING, {"invoice_id": invoice_id}).first()
     return None if row is None else (row[0], row[1])
+
+
+# Built once (every archive request asks): a statement keeps its cache key, so one used
+# again is neither built nor keyed again.
+_ARCHIVE_STANDING = select(Invoice.status, kept_copy_status()).where(
+    Invoice.stripe_invoice_id == bindparam("invoice_id")
+)
 
 
 def request_archive(session: Session, invoice: Invoice, *, kept_status: str | None) -> None:

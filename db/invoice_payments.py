@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -53,14 +53,14 @@ def record_part(
 
 
 def amount_paid_in_parts(session: Session, *, invoice_id: str) -> int:
-    return int(
-        session.scalar(
-            select(func.coalesce(func.sum(InvoicePayment.amount_paid), 0)).where(
-                InvoicePayment.stripe_invoice_id == invoice_id
-            )
-        )
-        or 0
-    )
+    return int(session.scalar(_PAID_IN_PARTS, {"invoice_id": invoice_id}) or 0)
+
+
+# Built once (every paid invoice asks): a statement keeps its cache key, so one used again is
+# neither built nor keyed again.
+_PAID_IN_PARTS = select(func.coalesce(func.sum(InvoicePayment.amount_paid), 0)).where(
+    InvoicePayment.stripe_invoice_id == bindparam("invoice_id")
+)
 
 
 def latest_part(session: Session, *, invoice_id: str) -> InvoicePayment | None:

@@ -132,7 +132,10 @@ def find_invoice_of_payment(
 
 
 def find_invoice(session: Session, *, invoice_id: str) -> Invoice | None:
-    return session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice_id))
+    return session.scalar(_FIND_INVOICE, {"invoice_id": invoice_id})
+
+
+_FIND_INVOICE = select(Invoice).where(Invoice.stripe_invoice_id == bindparam("invoice_id"))
 
 
 def paid_invoices_prorating(

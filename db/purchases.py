@@ -73,14 +73,18 @@ def checkout_context_of_payment(
 
 def has_recent_checkout(session: Session, *, user_id: str, since: datetime) -> bool:
     """Whether the user opened a Checkout here since then (a charge may be its payment)."""
-    return (
-        session.scalar(
-            select(CheckoutContext.id)
-            .where(CheckoutContext.user_id == user_id, CheckoutContext.created_at >= since)
-            .limit(1)
-        )
-        is not None
+    return session.scalar(_RECENT_CHECKOUT, {"user_id": user_id, "since": since}) is not None
+
+
+# Built once (asked for every charge of a known user): see `_payment_record_upsert`.
+_RECENT_CHECKOUT = (
+    select(CheckoutContext.id)
+    .where(
+        CheckoutContext.user_id == bindparam("user_id"),
+        CheckoutContext.created_at >= bindparam("since"),
     )
+    .limit(1)
+)
 
 
 def upsert_payment_record(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -37,9 +38,16 @@ def insert_or_lock(
 def _locked(
     session: Session, model: type[Row], *, key: InstrumentedAttribute[str], value: str
 ) -> Row | None:
-    return session.scalar(
+    return session.scalar(_lock_statement(model, key), {"value": value})
+
+
+@lru_cache(maxsize=16)
+def _lock_statement(model: type[Row], key: InstrumentedAttribute[str]) -> Select[tuple[Row]]:
+    """Built once per model: a statement keeps its cache key, so one used again is neither
+    built nor keyed again (most events lock a subscription or a Stripe object this way)."""
+    return (
         select(model)
-        .where(key == value)
+        .where(key == bindparam("value"))
         .with_for_update()
         .execution_options(populate_existing=True)
     )

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import sentry_sdk
 from celery import Task
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 
 from core.metrics import EMAILS, EmailOutcome, email_template_label
 from core.redaction import redact_email, redact_text
@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 
 SEND_TASK = SEND_EMAIL
 SWEEP_BATCH_SIZE = 500
+
+
+# Built once (every email): a statement keeps its cache key, so one used again is neither
+# built nor keyed again.
+_LOCK_EMAIL = (
+    select(EmailLog).where(EmailLog.id == bindparam("row_id")).with_for_update(skip_locked=True)
+)
 
 
 @lru_cache(maxsize=1)
@@ -59,9 +66,7 @@ def _send_one(task: Task, email_log_id: int) -> tuple[str, float | None]:
     settings = get_settings()
     with transaction() as session:
         # The row stays locked while the server talks, so a duplicate task skips it.
-        row = session.execute(
-            select(EmailLog).where(EmailLog.id == email_log_id).with_for_update(skip_locked=True)
-        ).scalar_one_or_none()
+        row = session.execute(_LOCK_EMAIL, {"row_id": email_log_id}).scalar_one_or_none()
         if row is None or row.status != EmailStatus.PENDING:
             return "skipped", None
         row.attempts += 1
