@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -26,6 +26,23 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 WAIT_SECONDS = 20
 
 
+def _shows(browser: WebDriver, css: str, text: str) -> bool:
+    """Whether an element matching `css` shows `text`. htmx and a redirect replace elements
+    under the wait: one gone while it is read is skipped, and the wait reads again."""
+    for element in browser.find_elements(By.CSS_SELECTOR, css):
+        try:
+            if text in element.text:
+                return True
+        except StaleElementReferenceException:
+            continue
+        except WebDriverException as exc:
+            # Chromium's own words for the same thing, when a navigation replaced the node
+            # between finding it and reading it.
+            if "does not belong to the document" not in (exc.msg or ""):
+                raise
+    return False
+
+
 @dataclass
 class Console:
     browser: WebDriver
@@ -37,10 +54,7 @@ class Console:
         self.browser.get(self.url + path)
 
     def wait_for(self, css: str, text: str) -> None:
-        # htmx and a redirect replace elements under the wait: a stale one is read again.
-        WebDriverWait(
-            self.browser, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,)
-        ).until(lambda b: any(text in e.text for e in b.find_elements(By.CSS_SELECTOR, css)))
+        WebDriverWait(self.browser, WAIT_SECONDS).until(lambda b: _shows(b, css, text))
 
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
