@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Account
 
-# Built once (every event reads its customer's account): see tasks.events.processing.
+# Built once: every event reads its customer's account (docs/decisions/0007).
 _ACCOUNT_OF_CUSTOMER = select(Account).where(Account.stripe_customer_id == bindparam("customer_id"))
 
 
@@ -68,11 +68,12 @@ def fill_missing_contact(
     if account.deleted_at is not None:
         return  # a late event of a deleted customer must not link its user again
     # Flushed only when something was filled: most events' customers are known already.
+    filled = False
     if email and not account.email:
-        account.email = email
+        account.email, filled = email, True
     if user_id and not account.user_id:
-        account.user_id = user_id
-    if account in session.dirty:
+        account.user_id, filled = user_id, True
+    if filled:
         session.flush()
 
 

@@ -37,8 +37,7 @@ def queue_email(
     return row_id
 
 
-# Built once, with bound parameters (a renewal queues its receipt in every batch): a statement
-# keeps its cache key, so one used again is neither built nor keyed again.
+# Built once: every renewal queues its receipt (docs/decisions/0007).
 _QUEUE_EMAIL = (
     insert(EmailLog)
     .values(

@@ -47,8 +47,7 @@ def archive_standing(session: Session, *, invoice_id: str) -> tuple[str | None, 
     return None if row is None else (row[0], row[1])
 
 
-# Built once (every archive request asks): a statement keeps its cache key, so one used
-# again is neither built nor keyed again.
+# Built once: every archive request asks (docs/decisions/0007).
 _ARCHIVE_STANDING = select(Invoice.status, kept_copy_status()).where(
     Invoice.stripe_invoice_id == bindparam("invoice_id")
 )

@@ -56,8 +56,7 @@ def amount_paid_in_parts(session: Session, *, invoice_id: str) -> int:
     return int(session.scalar(_PAID_IN_PARTS, {"invoice_id": invoice_id}) or 0)
 
 
-# Built once (every paid invoice asks): a statement keeps its cache key, so one used again is
-# neither built nor keyed again.
+# Built once: every paid invoice asks (docs/decisions/0007).
 _PAID_IN_PARTS = select(func.coalesce(func.sum(InvoicePayment.amount_paid), 0)).where(
     InvoicePayment.stripe_invoice_id == bindparam("invoice_id")
 )

@@ -47,8 +47,7 @@ def find_entry(session: Session, *, kind: CreditKind, source_id: str) -> CreditE
     return session.scalar(_FIND_ENTRY, {"kind": kind, "source_id": source_id})
 
 
-# Built once, with bound parameters: every paid invoice appends and looks up entries, and
-# building and keying a statement per call cost more of the worker's CPU than running it.
+# Built once: every paid invoice appends and looks up entries (docs/decisions/0007).
 _ENTRY_COLUMNS = (
     "account_id",
     "kind",

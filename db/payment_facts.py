@@ -129,9 +129,8 @@ def has_facts(
 
 @lru_cache(maxsize=8)
 def _facts_exist(known: tuple[str, ...]) -> Select[tuple[bool]]:
-    """`has_facts`'s statement for the ids known (one of seven shapes), built once with bound
-    parameters: a statement keeps its cache key, so one used again is neither built nor keyed
-    again (every paid invoice asks)."""
+    """`has_facts`'s statement for the ids known (one of seven shapes), built once per shape:
+    every paid invoice asks (docs/decisions/0007)."""
     params = {name: bindparam(name) for name in known}
     found = []
     for model in (PaymentRefund, Dispute, EarlyFraudWarning):

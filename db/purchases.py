@@ -76,7 +76,7 @@ def has_recent_checkout(session: Session, *, user_id: str, since: datetime) -> b
     return session.scalar(_RECENT_CHECKOUT, {"user_id": user_id, "since": since}) is not None
 
 
-# Built once (asked for every charge of a known user): see `_payment_record_upsert`.
+# Built once: asked for every charge of a known user (docs/decisions/0007).
 _RECENT_CHECKOUT = (
     select(CheckoutContext.id)
     .where(
@@ -105,8 +105,7 @@ def upsert_payment_record(
 @lru_cache(maxsize=32)
 def _payment_record_upsert(columns: tuple[str, ...]) -> ReturningInsert[tuple[PaymentRecord]]:
     """The upsert for these columns, built once per set of columns (a handful: one per kind
-    of event that stores a charge), with bound parameters: a statement keeps its cache key,
-    so one used again is neither built nor keyed again."""
+    of event that stores a charge; docs/decisions/0007)."""
     table = PaymentRecord.__table__
     statement = insert(PaymentRecord).values(
         {name: bindparam(f"new_{name}") for name in ("charge_id", *columns)}

@@ -82,8 +82,7 @@ def find_subscription(session: Session, *, subscription_id: str) -> Subscription
     return session.scalar(_FIND_SUBSCRIPTION, {"subscription_id": subscription_id})
 
 
-# Built once (read for most events): a statement keeps its cache key, so one used again is
-# neither built nor keyed again.
+# Built once: read for most events (docs/decisions/0007).
 _FIND_SUBSCRIPTION = select(Subscription).where(
     Subscription.stripe_subscription_id == bindparam("subscription_id")
 )

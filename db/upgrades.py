@@ -150,8 +150,7 @@ def settled_by(session: Session, *, invoice_id: str) -> list[UpgradeTopUp]:
     return list(session.scalars(_SETTLED_BY, {"invoice_id": invoice_id}))
 
 
-# Built once (every paid invoice asks): a statement keeps its cache key, so one used again is
-# neither built nor keyed again.
+# Built once: every paid invoice asks (docs/decisions/0007).
 _SETTLED_BY = (
     select(UpgradeTopUp)
     .where(UpgradeTopUp.stripe_invoice_id == bindparam("invoice_id"))

@@ -43,8 +43,8 @@ def _locked(
 
 @lru_cache(maxsize=16)
 def _lock_statement(model: type[Row], key: InstrumentedAttribute[str]) -> Select[tuple[Row]]:
-    """Built once per model: a statement keeps its cache key, so one used again is neither
-    built nor keyed again (most events lock a subscription or a Stripe object this way)."""
+    """Built once per model: most events lock a subscription or a Stripe object this way
+    (docs/decisions/0007)."""
     return (
         select(model)
         .where(key == bindparam("value"))

@@ -30,8 +30,7 @@ SEND_TASK = SEND_EMAIL
 SWEEP_BATCH_SIZE = 500
 
 
-# Built once (every email): a statement keeps its cache key, so one used again is neither
-# built nor keyed again.
+# Built once: every email locks its row (docs/decisions/0007).
 _LOCK_EMAIL = (
     select(EmailLog).where(EmailLog.id == bindparam("row_id")).with_for_update(skip_locked=True)
 )

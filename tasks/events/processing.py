@@ -69,9 +69,9 @@ class Claim:
         return self.event.id
 
 
-# The statements every event runs, built once: a statement keeps its cache key, so one used
-# again is neither built nor keyed again (on renewal day, building and keying these took more
-# of the worker's CPU than PostgreSQL took to run them).
+# The statements every event runs, built once: SQLAlchemy keeps a statement's cache key, so
+# one used again is neither built nor keyed again; built per call, they cost the worker more
+# CPU than PostgreSQL took to run them (docs/decisions/0007).
 _LOCK_ROW = (
     select(WebhookEvent.status, WebhookEvent.attempts)
     .where(WebhookEvent.id == bindparam("row_id"))
