@@ -6,7 +6,7 @@ Command (from the repository root; PostgreSQL and Redis running locally, wrk ins
 
     .venv/bin/python benchmarks/ingest.py [--duration 20] [--connections 16] [--threads 2]
                                           [--events N] [--warmup 3] [--rounds 3] [--no-sentry]
-                                          [--api-processes 1,2]
+                                          [--api-processes 1,2] [--profile FILE]
 
 Two servers run on free ports, one after the other under load, in alternating rounds
 (ceiling, platform, ceiling, platform, ...; each round starts both servers afresh, and the
@@ -26,7 +26,10 @@ platform on a new database):
 Each side gets distinct signed `invoice.paid` events of about 4 KB (an invoice shaped like
 Stripe's, fresh signature timestamps), pre-generated and replayed by wrk (`replay.lua`, one
 slice of events per wrk thread, none sent twice). A short warm-up precedes each measured run.
-After each platform run the stored rows are counted: every 200 must have its row.
+After each platform run the stored rows are counted: every 200 must have its row. Each
+measured run also reports CPU per event: the server's processes, the database's backends
+and the whole machine (wrk, PostgreSQL and Redis share it with the server), so a ratio can
+be read as work done rather than only as time.
 
 On a small shared machine one noisy run can move a side by 10 % or more, so each round
 reports its own ratio (platform over the ceiling measured just before it) and the verdict
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -63,6 +67,7 @@ from cli.sample_events import Step, event
 from core.webhook_signing import stripe_signature_header
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu import cpu_seconds, database_cpu_seconds, machine_cpu, profiler
 from scratch import free_port, redis_prefix, sentry_sink, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +97,7 @@ class Options:
     api_processes: tuple[int, ...]
     pg_admin_url: str
     redis_url: str
+    profile: Path | None
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,11 @@ class WrkResult:
     wraps: int
     p50_us: int
     p99_us: int
+    # CPU per response in the measured run: the server's processes, the database's
+    # backends, the whole machine (wrk included). Filled in after wrk returns.
+    server_cpu_us: float = 0.0
+    database_cpu_us: float = 0.0
+    machine_cpu_us: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -136,6 +147,12 @@ def parse_options() -> Options:
         default="1,2",
         help="the platform's process counts measured each round (billing api --workers N)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy the platform's measured runs into FILE-<processes>-<round>"
+        " (.txt: raw, else SVG)",
+    )
     args = parser.parse_args()
     api_processes = tuple(int(n) for n in args.api_processes.split(","))
     if min(args.duration, args.warmup, args.connections, args.threads, args.rounds) < 1:
@@ -155,6 +172,7 @@ def parse_options() -> Options:
             "BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        profile=args.profile,
     )
 
 
@@ -390,14 +408,17 @@ def write_requests(directory: Path, first: int, count: int, slices: int, secret:
 
 
 @contextlib.contextmanager
-def server(argv: list[str], env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
-    """Start a server process, wait until it answers; its base URL. Stopped on the way out."""
+def server(
+    argv: list[str], env: dict[str, str], port: int, log_path: Path
+) -> Iterator[tuple[str, int]]:
+    """Start a server process, wait until it answers; its base URL and process id. Stopped
+    on the way out."""
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(proc, base, log_path)
-        yield base
+        yield base, proc.pid
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -433,9 +454,12 @@ def migrate(env: dict[str, str]) -> None:
     )
 
 
+def libpq(database_url: str) -> str:
+    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 def count_rows(database_url: str) -> int:
-    libpq = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(libpq) as conn:
+    with psycopg.connect(libpq(database_url)) as conn:
         row = conn.execute("SELECT count(*) FROM webhook_events").fetchone()
     return int(row[0]) if row else 0
 
@@ -479,10 +503,13 @@ def run_wrk(url: str, requests_dir: Path, seconds: int, opts: Options) -> WrkRes
 class Side:
     name: str
     base: str  # the server's URL
+    pid: int  # the server's process (uvicorn's supervisor when --workers > 1)
+    database_url: str  # whose backends' CPU is counted
     secret: str
     workdir: Path
     round: int  # from 0
     block: int  # each run's events come from blocks of serials of its own: never seen before
+    profile: Path | None = None
 
 
 def load(side: Side, opts: Options) -> list[WrkResult]:
@@ -491,7 +518,17 @@ def load(side: Side, opts: Options) -> list[WrkResult]:
     first = 2 * side.block * PHASE_SERIALS
     warmup = drive(side, "warm-up", first, warmup_events, opts.warmup, opts)
     events = opts.events or int(warmup.rate * opts.duration * HEADROOM) + 1000
-    return [warmup, drive(side, "measured", first + PHASE_SERIALS, events, opts.duration, opts)]
+    with contextlib.ExitStack() as stack:
+        if side.profile is not None:
+            stack.enter_context(profiler(side.pid, side.profile))
+        before = cpu_seconds(side.pid), database_cpu_seconds(side.database_url), machine_cpu()[0]
+        measured = drive(side, "measured", first + PHASE_SERIALS, events, opts.duration, opts)
+        after = cpu_seconds(side.pid), database_cpu_seconds(side.database_url), machine_cpu()[0]
+    us = [1e6 * (a - b) / max(measured.responses, 1) for a, b in zip(after, before, strict=True)]
+    measured = dataclasses.replace(
+        measured, server_cpu_us=us[0], database_cpu_us=us[1], machine_cpu_us=us[2]
+    )
+    return [warmup, measured]
 
 
 def drive(
@@ -533,9 +570,18 @@ def measure_ceiling(env: dict[str, str], workdir: Path, opts: Options, round_no:
     port = free_port()
     # The same uvicorn settings as `billing api` (see ceiling_app.main).
     argv = [sys.executable, str(ROOT / "benchmarks" / "ceiling_app.py"), "--port", str(port)]
-    with server(argv, env, port, workdir / f"ceiling-{round_no}.log") as base:
+    with server(argv, env, port, workdir / f"ceiling-{round_no}.log") as (base, pid):
         secret = env["STRIPE_WEBHOOK_SECRET"]
-        side = Side("ceiling", base, secret, workdir, round_no, round_no * RUNS_PER_ROUND)
+        side = Side(
+            "ceiling",
+            base,
+            pid,
+            libpq(env["DATABASE_URL"]),
+            secret,
+            workdir,
+            round_no,
+            round_no * RUNS_PER_ROUND,
+        )
         return load(side, opts)[-1]
 
 
@@ -547,10 +593,23 @@ def measure_platform(
     argv += ["--workers", str(processes)]
     rows_before = count_rows(env["DATABASE_URL"])
     log_path = workdir / f"platform-{round_no}-{processes}.log"
-    with server(argv, env, port, log_path) as base:
+    with server(argv, env, port, log_path) as (base, pid):
         secret = env["STRIPE_WEBHOOK_SECRET"]
         block = round_no * RUNS_PER_ROUND + processes
-        side = Side(f"platform-{processes}", base, secret, workdir, round_no, block)
+        profile = opts.profile and opts.profile.with_name(
+            f"{opts.profile.stem}-{processes}-{round_no + 1}{opts.profile.suffix}"
+        )
+        side = Side(
+            f"platform-{processes}",
+            base,
+            pid,
+            libpq(env["DATABASE_URL"]),
+            secret,
+            workdir,
+            round_no,
+            block,
+            profile,
+        )
         results = load(side, opts)
         time.sleep(1)  # let requests in flight when wrk stopped finish
     check_nothing_lost(results, count_rows(env["DATABASE_URL"]) - rows_before)
@@ -577,7 +636,7 @@ def report(rounds: list[tuple[WrkResult, dict[int, WrkResult]]], opts: Options) 
     )
     print(
         f"{'round':<7}{'side':<13}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
-        f"{'errors':>8}{'ratio':>8}"
+        f"{'errors':>8}{'ratio':>8}   CPU us/event: server  database  machine"
     )
     ratios: dict[int, list[float]] = {n: [] for n in opts.api_processes}
     for number, (ceiling, platforms) in enumerate(rounds, start=1):
@@ -587,10 +646,11 @@ def report(rounds: list[tuple[WrkResult, dict[int, WrkResult]]], opts: Options) 
             sides.append((f"platform-{processes}", result, ratios[processes][-1]))
         for name, r, ratio in sides:
             errors = r.socket_errors + r.timeouts
-            shown = "" if ratio is None else f"{ratio:>8.2f}"
+            shown = " " * 8 if ratio is None else f"{ratio:>8.2f}"
             print(
                 f"{number:<7}{name:<13}{r.rate:>10,.0f}{r.p50_us / 1000:>9.2f}"
                 f"{r.p99_us / 1000:>9.2f}{r.non_2xx:>9}{errors:>8}{shown}"
+                f"{r.server_cpu_us:>24,.0f}{r.database_cpu_us:>10,.0f}{r.machine_cpu_us:>9,.0f}"
             )
     for processes in opts.api_processes:
         ratio = statistics.median(ratios[processes])

@@ -72,6 +72,7 @@ from cli.sample_events.story import Payment
 from core.webhook_signing import stripe_signature_header
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu import cpu_seconds, database_cpu_seconds, machine_cpu, profiler
 from scratch import free_port, pdf_server, redis_prefix, sentry_sink, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -349,52 +350,6 @@ def wait_for_http(base: str, log: Path) -> None:
     raise SystemExit(f"{base} did not start:\n{log.read_text()[-3000:]}")
 
 
-def database_cpu_seconds(database_url: str) -> float:
-    """User + system CPU of the PostgreSQL backends now connected to this database (the
-    server runs on this machine); a backend that ended since is no longer counted."""
-    tick = os.sysconf("SC_CLK_TCK")
-    with psycopg.connect(database_url) as conn:
-        pids = conn.execute(
-            "SELECT pid FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchall()
-    total = 0.0
-    for (pid,) in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, all) CPU seconds of the whole machine so far, from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    tick = os.sysconf("SC_CLK_TCK")
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields) - idle) / tick, sum(fields) / tick
-
-
-def cpu_seconds(root_pid: int) -> float:
-    """User + system CPU of a process and its live descendants (a prefork pool's children)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            pid = int(stat.parent.name)
-            parents[pid] = int(fields[1])
-            times[pid] = (int(fields[11]) + int(fields[12])) / tick
-    tree, frontier = {root_pid}, [root_pid]
-    while frontier:
-        pid = frontier.pop()
-        for child, parent in parents.items():
-            if parent == pid and child not in tree:
-                tree.add(child)
-                frontier.append(child)
-    return sum(times.get(pid, 0.0) for pid in tree)
-
-
 def worker_commands(layout: str, concurrency: int) -> list[tuple[str, list[str]]]:
     """The worker pools of `--layout`: one on every queue, or `billing up`'s split."""
     billing = str(BIN / "billing")
@@ -668,18 +623,6 @@ def run_platform(
         machine_busy_share=machine_busy / machine_all if machine_all else 0.0,
         counts={**counts, **{k: v for k, v in stats.items() if k != "events"}},
     )
-
-
-@contextlib.contextmanager
-def profiler(pid: int, output: Path) -> Iterator[None]:
-    argv = [str(BIN / "py-spy"), "record", "-p", str(pid), "--subprocesses", "-r", "50"]
-    argv += ["-f", "raw" if output.suffix == ".txt" else "flamegraph", "-o", str(output)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
 
 
 def archived_invoices(database_url: str) -> int:
