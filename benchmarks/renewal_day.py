@@ -425,12 +425,17 @@ def seed(database_url: str, customers: int, now: int) -> None:
         conn.execute("ANALYZE")
 
 
-PROGRESS_SQL = """
+PENDING = "status IN ('received', 'queued', 'processing')"  # ix_webhook_events_pending's
+PENDING_SQL = f"""
+SELECT EXISTS (SELECT FROM webhook_events WHERE {PENDING}),
+       EXISTS (SELECT FROM email_log WHERE status = 'pending'),
+       EXISTS (SELECT FROM webhook_events WHERE status = 'failed'),
+       EXISTS (SELECT FROM email_log WHERE status = 'failed')
+"""
+PROGRESS_SQL = f"""
 SELECT (SELECT count(*) FROM credit_ledger WHERE kind = 'plan_credits'),
        (SELECT count(*) FROM email_log WHERE status = 'sent'),
-       (SELECT count(*) FROM webhook_events WHERE status IN ('received', 'queued', 'processing')),
-       (SELECT count(*) FROM webhook_events WHERE status = 'failed'),
-       (SELECT count(*) FROM email_log WHERE status = 'failed')
+       (SELECT count(*) FROM webhook_events WHERE {PENDING})
 """
 
 
@@ -444,17 +449,30 @@ SELECT (SELECT count(*) FROM credit_ledger WHERE kind = 'plan_credits'),
 
 
 def wait_until_done(database_url: str, customers: int, timeout: int) -> float:
-    """Seconds (monotonic) when every grant and receipt is done; fails on failures or timeout."""
+    """Seconds (monotonic) when every grant and receipt is done; fails on failures or timeout.
+
+    Four times a second it asks only whether anything is still pending or has failed, which
+    the partial indexes answer at once. The counts scan whole tables (at N = 20,000, about a
+    tenth of a second of PostgreSQL each time, as the tables grow): asked four times a
+    second they took a share of a core from the platform under test on a 2-core machine, so
+    they run only when nothing is pending and once a minute for the progress line.
+    """
     started = time.monotonic()
     deadline, next_report = started + timeout, started + PROGRESS_EVERY
+    grants = sent = 0
     with psycopg.connect(database_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
-            grants, sent, pending, failed, failed_emails = conn.execute(PROGRESS_SQL).fetchone()
+            pending_events, pending_emails, failed, failed_emails = conn.execute(
+                PENDING_SQL
+            ).fetchone()
             if failed or failed_emails:
-                raise SystemExit(f"FAIL: {failed} failed events, {failed_emails} failed emails")
-            if grants >= customers and sent >= customers and not pending:
-                return time.monotonic()
-            if time.monotonic() >= next_report:  # a long run shows that it moves
+                raise SystemExit("FAIL: failed events or emails")
+            report = time.monotonic() >= next_report
+            if not (pending_events or pending_emails) or report:
+                grants, sent, pending = conn.execute(PROGRESS_SQL).fetchone()
+                if grants >= customers and sent >= customers and not pending:
+                    return time.monotonic()
+            if report:  # a long run shows that it moves
                 next_report += PROGRESS_EVERY
                 print(
                     f"  {time.monotonic() - started:,.0f} s: {grants:,} grants, {sent:,} receipts"
