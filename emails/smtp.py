@@ -17,8 +17,12 @@ import smtplib
 import ssl
 import threading
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email.charset import Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import formatdate
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -26,9 +30,12 @@ from urllib.parse import unquote, urlsplit
 from emails.rendering import RenderedEmail
 
 Security = Literal["plain", "starttls", "ssl"]
-# Fold only past SMTP's hard limit: Python folds a bracketed subject ("[Acme] ...") before
-# its first word, which mail clients then show with a leading space.
-MESSAGE_POLICY = SMTP_POLICY.clone(max_line_length=998)
+# SMTP's line ends. Fold only past SMTP's hard limit: Python folds a bracketed subject
+# ("[Acme] ...") before its first word, which mail clients then show with a leading space.
+MESSAGE_POLICY = compat32.clone(linesep="\r\n", max_line_length=998)
+# UTF-8 bodies as they are (8bit), not base64: what the SMTP policy sent before.
+_UTF8_8BIT = Charset("utf-8")
+_UTF8_8BIT.body_encoding = None
 _SCHEMES: dict[str, tuple[Security, int]] = {
     "smtp": ("plain", 25),
     "smtp+starttls": ("starttls", 587),
@@ -71,10 +78,18 @@ class SmtpConfig:
 
 def build_message(
     rendered: RenderedEmail, *, sender: str, recipients: list[str], idempotency_key: str
-) -> EmailMessage:
-    """A multipart/alternative message: the text part first, the HTML part preferred."""
-    message = EmailMessage(policy=MESSAGE_POLICY)
-    message["Subject"] = rendered.subject
+) -> Message:
+    """A multipart/alternative message: the text part first, the HTML part preferred.
+
+    Built with the email package's MIME classes and its compat32 policy, which store what
+    they are given, rather than with `EmailMessage`, whose policy parses every header it is
+    given and again every header `set_content` writes: a third of the I/O pool's CPU per
+    receipt on renewal day (docs/performance.md). What the server receives is the same
+    message: encoded-word subjects, UTF-8 parts sent as 8bit, CRLF line ends.
+    """
+    message = MIMEMultipart("alternative", policy=MESSAGE_POLICY)
+    subject = rendered.subject
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = formatdate(usegmt=True)
@@ -84,8 +99,10 @@ def build_message(
     domain = sender.rpartition("@")[2] or "localhost"
     message["Message-ID"] = f"<{digest}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
+    for body, subtype in ((rendered.text, "plain"), (rendered.html, "html")):
+        part = MIMEText(body, subtype, _UTF8_8BIT, policy=MESSAGE_POLICY)
+        del part["MIME-Version"]  # the legacy classes repeat it on every part
+        message.attach(part)
     return message
 
 
@@ -120,7 +137,7 @@ def close_kept_connection() -> None:
     _kept.close()
 
 
-def deliver(config: SmtpConfig, message: EmailMessage, recipients: list[str]) -> str:
+def deliver(config: SmtpConfig, message: Message, recipients: list[str]) -> str:
     """Send the message; the server's answer to DATA (`250 2.0.0 Ok: queued as ...`)."""
     try:
         return _deliver_on_kept_connection(config, message, recipients)
@@ -147,9 +164,7 @@ def deliver(config: SmtpConfig, message: EmailMessage, recipients: list[str]) ->
         raise DeliveryError(f"{type(exc).__name__}: {exc}", transient=True) from None
 
 
-def _deliver_on_kept_connection(
-    config: SmtpConfig, message: EmailMessage, recipients: list[str]
-) -> str:
+def _deliver_on_kept_connection(config: SmtpConfig, message: Message, recipients: list[str]) -> str:
     sender = str(message["From"])
     smtp = _kept.take(config)
     mail_answer: tuple[int, bytes] | None = None
@@ -201,7 +216,7 @@ def _connect(config: SmtpConfig) -> smtplib.SMTP:
 def _transact(
     smtp: smtplib.SMTP,
     mail_answer: tuple[int, bytes],
-    message: EmailMessage,
+    message: Message,
     recipients: list[str],
 ) -> str:
     """(MAIL, answered), RCPT for each recipient, DATA: smtplib's own steps, keeping DATA's

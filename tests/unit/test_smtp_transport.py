@@ -4,6 +4,8 @@ email log in PostgreSQL, is tests/test_email_sending.py.)"""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import subprocess
 import uuid
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from core.settings import get_settings
-from emails.rendering import EmailRenderer
+from emails.rendering import EmailRenderer, RenderedEmail
 from emails.samples import SAMPLES
 from emails.smtp import DeliveryError, SmtpConfig, build_message, deliver
 from tests.support.processes import free_port
@@ -189,3 +191,22 @@ def test_a_refused_message_leaves_no_half_used_connection_behind():
     finally:
         close_kept_connection()
         controller.stop()
+
+
+def test_a_message_reads_back_as_it_was_rendered():
+    rendered = RenderedEmail(
+        subject="[Acme] Reçu — 2 000 crédits " + "x" * 120,
+        text="Bonjour Jérôme,\nmerci.\n",
+        html="<p>Bonjour Jérôme,</p>\n<p>merci.</p>\n",
+    )
+    raw = build_message(
+        rendered, sender="billing@example.com", recipients=["a@example.com"], idempotency_key="k"
+    ).as_bytes()
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+
+    assert message["Subject"] == rendered.subject
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    parts = {part.get_content_type(): part for part in message.iter_parts()}
+    assert parts["text/plain"].get_content() == rendered.text.replace("\n", "\r\n")
+    assert parts["text/html"].get_content() == rendered.html.replace("\n", "\r\n")
+    assert {part["Content-Transfer-Encoding"] for part in parts.values()} == {"8bit"}
