@@ -504,12 +504,20 @@ class Side:
     name: str
     base: str  # the server's URL
     pid: int  # the server's process (uvicorn's supervisor when --workers > 1)
-    database_url: str  # whose backends' CPU is counted
-    secret: str
+    env: dict[str, str]  # the server's environment
     workdir: Path
     round: int  # from 0
     block: int  # each run's events come from blocks of serials of its own: never seen before
     profile: Path | None = None
+
+    @property
+    def secret(self) -> str:
+        return self.env["STRIPE_WEBHOOK_SECRET"]
+
+    @property
+    def database_url(self) -> str:
+        """The database whose backends' CPU is counted."""
+        return libpq(self.env["DATABASE_URL"])
 
 
 def load(side: Side, opts: Options) -> list[WrkResult]:
@@ -571,17 +579,7 @@ def measure_ceiling(env: dict[str, str], workdir: Path, opts: Options, round_no:
     # The same uvicorn settings as `billing api` (see ceiling_app.main).
     argv = [sys.executable, str(ROOT / "benchmarks" / "ceiling_app.py"), "--port", str(port)]
     with server(argv, env, port, workdir / f"ceiling-{round_no}.log") as (base, pid):
-        secret = env["STRIPE_WEBHOOK_SECRET"]
-        side = Side(
-            "ceiling",
-            base,
-            pid,
-            libpq(env["DATABASE_URL"]),
-            secret,
-            workdir,
-            round_no,
-            round_no * RUNS_PER_ROUND,
-        )
+        side = Side("ceiling", base, pid, env, workdir, round_no, round_no * RUNS_PER_ROUND)
         return load(side, opts)[-1]
 
 
@@ -594,22 +592,11 @@ def measure_platform(
     rows_before = count_rows(env["DATABASE_URL"])
     log_path = workdir / f"platform-{round_no}-{processes}.log"
     with server(argv, env, port, log_path) as (base, pid):
-        secret = env["STRIPE_WEBHOOK_SECRET"]
         block = round_no * RUNS_PER_ROUND + processes
         profile = opts.profile and opts.profile.with_name(
             f"{opts.profile.stem}-{processes}-{round_no + 1}{opts.profile.suffix}"
         )
-        side = Side(
-            f"platform-{processes}",
-            base,
-            pid,
-            libpq(env["DATABASE_URL"]),
-            secret,
-            workdir,
-            round_no,
-            block,
-            profile,
-        )
+        side = Side(f"platform-{processes}", base, pid, env, workdir, round_no, block, profile)
         results = load(side, opts)
         time.sleep(1)  # let requests in flight when wrk stopped finish
     check_nothing_lost(results, count_rows(env["DATABASE_URL"]) - rows_before)
