@@ -66,9 +66,9 @@ def _disabled_integrations(component: str) -> list[type[Integration]]:
 
     The API does without Redis's and Celery's: it only publishes, and they wrap each publish
     (the webhook's batches of row ids, a few dozen a second) with a breadcrumb per Redis
-    command and trace headers that no trace uses (tracing is off); the publishing thread
-    held the GIL for about 7 % of the API's samples under webhook load (py-spy). It keeps
-    SQL breadcrumbs: the admin API's errors are worth them, and the webhook runs no ORM.
+    command and trace headers that no trace uses (tracing is off); py-spy found the
+    publishing thread in about 7 % of the API's samples under webhook load. It keeps SQL
+    breadcrumbs: the admin API's errors are worth them, and the webhook runs no ORM.
     """
     from sentry_sdk.integrations.redis import RedisIntegration
 

@@ -134,10 +134,11 @@ def find_invoice_of_payment(
 
 
 # Each id looked up in its own index, then the first found. `payment_intent_id = ? OR
-# charge_id = ? LIMIT 1` let the planner bet on a sequential scan finding a match early:
-# on renewal day, when invoices of API versions from 2025 on name neither id and no row
-# matches, every charge scanned the whole table (O(N) a charge, O(N^2) a renewal day).
-# Built once (docs/decisions/0007); a NULL id matches nothing.
+# charge_id = ? LIMIT 1` lets the planner bet on a sequential scan finding a match early
+# (it did on a table not analyzed since it was small): on renewal day, when invoices of API
+# versions from 2025 on name neither id and no row matches, every charge scanned the whole
+# table (O(N) a charge, O(N^2) a renewal day). Built once (docs/decisions/0007); a NULL id
+# matches nothing.
 _FIND_INVOICE_OF_PAYMENT = (
     select(Invoice)
     .where(

@@ -83,9 +83,10 @@ def build_message(
 
     Built with the email package's MIME classes and its compat32 policy, which store what
     they are given, rather than with `EmailMessage`, whose policy parses every header it is
-    given and again every header `set_content` writes: a third of the I/O pool's CPU per
-    receipt on renewal day (docs/performance.md). What the server receives is the same
-    message: encoded-word subjects, UTF-8 parts sent as 8bit, CRLF line ends.
+    given and again every header `set_content` writes: a fifth of the I/O pool's CPU on
+    renewal day (py-spy, docs/performance.md), 1.5 to 1.9 ms a message against 0.5. What
+    the server receives is the same message: encoded-word subjects, UTF-8 parts sent as
+    8bit, CRLF line ends.
     """
     message = MIMEMultipart("alternative", policy=MESSAGE_POLICY)
     subject = rendered.subject
