@@ -68,7 +68,7 @@ from core.webhook_signing import stripe_signature_header
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu import cpu_seconds, database_cpu_seconds, machine_cpu, profiler
-from scratch import free_port, redis_prefix, sentry_sink, throwaway_database
+from scratch import free_port, libpq, redis_prefix, sentry_sink, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -452,10 +452,6 @@ def migrate(env: dict[str, str]) -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-
-
-def libpq(database_url: str) -> str:
-    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def count_rows(database_url: str) -> int:

@@ -73,7 +73,14 @@ from core.webhook_signing import stripe_signature_header
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu import cpu_seconds, database_cpu_seconds, machine_cpu, profiler
-from scratch import free_port, pdf_server, redis_prefix, sentry_sink, throwaway_database
+from scratch import (
+    free_port,
+    libpq,
+    pdf_server,
+    redis_prefix,
+    sentry_sink,
+    throwaway_database,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -379,10 +386,6 @@ def worker_commands(layout: str, concurrency: int) -> list[tuple[str, list[str]]
 
 
 # --- Database ------------------------------------------------------------------------------
-
-
-def libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def migrate(env: dict[str, str]) -> None:

@@ -21,6 +21,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def libpq(database_url: str) -> str:
+    """A `DATABASE_URL` (SQLAlchemy's `postgresql+psycopg://`) as libpq and psycopg spell it."""
+    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 @contextlib.contextmanager
 def throwaway_database(admin_url: str, *, name: str) -> Iterator[str]:
     """A new, empty database for the run; its libpq URL. Dropped on the way out."""
