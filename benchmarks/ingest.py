@@ -116,6 +116,9 @@ class WrkResult:
     server_cpu_us: float = 0.0
     database_cpu_us: float = 0.0
     machine_cpu_us: float = 0.0
+    # Stored rows per transaction committed in the database over the server's life (warm-up
+    # included): the writers' batch size, which sets PostgreSQL's cost per event.
+    rows_per_commit: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -454,6 +457,25 @@ def migrate(env: dict[str, str]) -> None:
     )
 
 
+def committed_transactions(database_url: str) -> int:
+    """Transactions committed in the database so far. Backends report theirs as they exit,
+    so this waits (a few seconds at most) for the last server's connections to end."""
+    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+        deadline = time.monotonic() + 5
+        while (
+            time.monotonic() < deadline
+            and conn.execute(
+                "SELECT 1 FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid() LIMIT 1"
+            ).fetchone()
+        ):
+            time.sleep(0.05)
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def count_rows(database_url: str) -> int:
     with psycopg.connect(libpq(database_url)) as conn:
         row = conn.execute("SELECT count(*) FROM webhook_events").fetchone()
@@ -586,6 +608,7 @@ def measure_platform(
     argv = [str(BIN / "billing"), "api", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--workers", str(processes)]
     rows_before = count_rows(env["DATABASE_URL"])
+    commits_before = committed_transactions(env["DATABASE_URL"])
     log_path = workdir / f"platform-{round_no}-{processes}.log"
     with server(argv, env, port, log_path) as (base, pid):
         block = round_no * RUNS_PER_ROUND + processes
@@ -595,8 +618,10 @@ def measure_platform(
         side = Side(f"platform-{processes}", base, pid, env, workdir, round_no, block, profile)
         results = load(side, opts)
         time.sleep(1)  # let requests in flight when wrk stopped finish
-    check_nothing_lost(results, count_rows(env["DATABASE_URL"]) - rows_before)
-    return results[-1]
+    rows = count_rows(env["DATABASE_URL"]) - rows_before
+    check_nothing_lost(results, rows)
+    commits = committed_transactions(env["DATABASE_URL"]) - commits_before
+    return dataclasses.replace(results[-1], rows_per_commit=rows / max(commits, 1))
 
 
 def check_nothing_lost(results: list[WrkResult], rows: int) -> None:
@@ -619,7 +644,7 @@ def report(rounds: list[tuple[WrkResult, dict[int, WrkResult]]], opts: Options) 
     )
     print(
         f"{'round':<7}{'side':<13}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
-        f"{'errors':>8}{'ratio':>8}   CPU us/event: server  database  machine"
+        f"{'errors':>8}{'ratio':>8}   CPU us/event: server  database  machine  rows/commit"
     )
     ratios: dict[int, list[float]] = {n: [] for n in opts.api_processes}
     for number, (ceiling, platforms) in enumerate(rounds, start=1):
@@ -634,6 +659,7 @@ def report(rounds: list[tuple[WrkResult, dict[int, WrkResult]]], opts: Options) 
                 f"{number:<7}{name:<13}{r.rate:>10,.0f}{r.p50_us / 1000:>9.2f}"
                 f"{r.p99_us / 1000:>9.2f}{r.non_2xx:>9}{errors:>8}{shown}"
                 f"{r.server_cpu_us:>24,.0f}{r.database_cpu_us:>10,.0f}{r.machine_cpu_us:>9,.0f}"
+                + (f"{r.rows_per_commit:>13.1f}" if r.rows_per_commit else "")
             )
     for processes in opts.api_processes:
         ratio = statistics.median(ratios[processes])
