@@ -37,17 +37,19 @@ def queue_email(
     return row_id
 
 
-# Built once: every renewal queues its receipt (docs/decisions/0007).
+# Built once, on the table (it loads no object): every renewal queues its receipt
+# (docs/decisions/0007).
+_EMAILS = EmailLog.__table__
 _QUEUE_EMAIL = (
-    insert(EmailLog)
+    insert(_EMAILS)
     .values(
         idempotency_key=bindparam("key"),
         template=bindparam("new_template"),
         recipients=bindparam("to"),
         context=bindparam("new_context"),
     )
-    .on_conflict_do_nothing(index_elements=[EmailLog.idempotency_key])
-    .returning(EmailLog.id)
+    .on_conflict_do_nothing(index_elements=[_EMAILS.c.idempotency_key])
+    .returning(_EMAILS.c.id)
 )
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, bindparam, column, func, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.orm.context import FromStatement
 
 from core.stripe_objects import (
     StripeDict,
@@ -25,11 +25,16 @@ from db.models import Account, CreditEntry, Dispute, EarlyFraudWarning, Invoice,
 
 
 def _invoice_upsert() -> tuple[
-    ReturningInsert[tuple[Invoice, str | None]], Select[tuple[Invoice, str | None]]
+    FromStatement[tuple[Invoice, str | None]], Select[tuple[Invoice, str | None]]
 ]:
     """The invoice's upsert and its read-back, built once with a bound parameter per column:
     a renewal stores its invoice four times, and building and keying a statement of twenty
-    columns cost the worker more than PostgreSQL took to run it."""
+    columns cost the worker more than PostgreSQL took to run it.
+
+    The upsert is run as an ORM `select(...).from_statement(...)`, SQLAlchemy's documented
+    form for an upsert that returns objects: executed directly, an `insert(Invoice)` with
+    parameters takes the ORM's bulk-insert path, which builds and keys a new statement on
+    every call (1.4 ms of worker CPU a call, against 0.6 to 0.8 ms this way)."""
     values = {column: bindparam(f"new_{column}") for column in ("stripe_invoice_id", *_STORED)}
     statement = insert(Invoice).values(values)
     # Payment ids only ever get known, so a later description without them keeps the old ones.
@@ -41,7 +46,7 @@ def _invoice_upsert() -> tuple[
         "charge_id": func.coalesce(statement.excluded.charge_id, Invoice.charge_id),
     }
     # The kept PDF's status comes back beside the row, for the archive request.
-    kept = kept_copy_status()
+    kept = kept_copy_status().label("kept_status")
     upsert = statement.on_conflict_do_update(
         index_elements=[Invoice.stripe_invoice_id],
         set_=update,
@@ -50,7 +55,7 @@ def _invoice_upsert() -> tuple[
     read = select(Invoice, kept).where(
         Invoice.stripe_invoice_id == bindparam("new_stripe_invoice_id")
     )
-    return upsert, read
+    return select(Invoice, column("kept_status")).from_statement(upsert), read
 
 
 _STORED = (

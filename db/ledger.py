@@ -59,7 +59,9 @@ _ENTRY_COLUMNS = (
     "stripe_event_id",
     "description",
 )
-_ADD_ENTRY = (
+# Run as `from_statement`: an `insert(CreditEntry)` run directly takes the ORM's bulk path,
+# which keys a new statement every call (`db.invoices._invoice_upsert`).
+_ADD_ENTRY = select(CreditEntry).from_statement(
     insert(CreditEntry)
     .values({column: bindparam(f"new_{column}") for column in _ENTRY_COLUMNS})
     .on_conflict_do_nothing(constraint="uq_credit_ledger_kind_source")

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.orm.context import FromStatement
 
 from db.models import CheckoutContext, PaymentRecord
 
@@ -103,14 +103,16 @@ def upsert_payment_record(
 
 
 @lru_cache(maxsize=32)
-def _payment_record_upsert(columns: tuple[str, ...]) -> ReturningInsert[tuple[PaymentRecord]]:
+def _payment_record_upsert(columns: tuple[str, ...]) -> FromStatement[tuple[PaymentRecord]]:
     """The upsert for these columns, built once per set of columns (a handful: one per kind
-    of event that stores a charge; docs/decisions/0007)."""
+    of event that stores a charge; docs/decisions/0007). Run as `from_statement`: an
+    `insert(PaymentRecord)` run directly takes the ORM's bulk path, which keys a new
+    statement every call (`db.invoices._invoice_upsert`)."""
     table = PaymentRecord.__table__
     statement = insert(PaymentRecord).values(
         {name: bindparam(f"new_{name}") for name in ("charge_id", *columns)}
     )
-    return statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=[PaymentRecord.charge_id],
         set_={
             name: func.coalesce(table.c[name], statement.excluded[name])
@@ -118,6 +120,7 @@ def _payment_record_upsert(columns: tuple[str, ...]) -> ReturningInsert[tuple[Pa
             if name not in ("amount", "stripe_created")
         },
     ).returning(PaymentRecord)
+    return select(PaymentRecord).from_statement(upsert)
 
 
 def find_payment_record(session: Session, *, charge_id: str) -> PaymentRecord | None:
