@@ -8,7 +8,9 @@ import json
 import logging
 import re
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from core import redaction
 from core.redaction import redact_for_client, redact_text
@@ -194,3 +196,48 @@ def test_redaction_stays_linear_on_a_megabyte_built_to_backtrack(text):
         pattern.sub("x", text)  # uncapped: the patterns themselves must be linear
     assert len(redact_text(text)) <= redaction.MAX_REDACTED_CHARS + 20
     assert len(redact_for_client(text)) <= redaction.MAX_REDACTED_CHARS + 20
+
+
+# Fragments of everything the patterns look for, so that generated text often holds a
+# whole secret, half of one, or one cut by a separator.
+_FRAGMENTS = (
+    "sk_live_",
+    "rk_test_",
+    "pk_",
+    "whsec_",
+    "k_",
+    "abcDEF123",
+    "Bearer ",
+    "basic ",
+    "eyJhbGciOi",
+    ".",
+    "v1=",
+    "0" * 64,
+    "4242",
+    "4242 4242 4242 4242",
+    "5555-5555-5555-4444",
+    "378282246310005",
+    "1700000000000",
+    "jane.doe",
+    "@",
+    "%40",
+    "example.com",
+    "https://",
+    "user:pw@",
+    " ",
+    "-",
+    "evt_1Qa",
+    "Zoë",
+)
+
+
+@hypothesis.given(st.lists(st.sampled_from(_FRAGMENTS), max_size=12).map("".join))
+@hypothesis.settings(max_examples=400, deadline=None)
+def test_the_quick_check_never_lets_through_what_the_patterns_would_redact(text):
+    # redact_text returns text untouched when no pattern can match it: that check must be
+    # a superset of the patterns, or a secret would slip through unredacted.
+    full = redaction._PAN.sub(
+        redaction._redact_card,
+        redaction._redact_credentials(text, key_replacement=r"\1" + redaction.FILTERED),
+    )
+    assert redact_text(text) == full
