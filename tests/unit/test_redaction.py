@@ -236,8 +236,4 @@ _FRAGMENTS = (
 def test_the_quick_check_never_lets_through_what_the_patterns_would_redact(text):
     # redact_text returns text untouched when no pattern can match it: that check must be
     # a superset of the patterns, or a secret would slip through unredacted.
-    full = redaction._PAN.sub(
-        redaction._redact_card,
-        redaction._redact_credentials(text, key_replacement=r"\1" + redaction.FILTERED),
-    )
-    assert redact_text(text) == full
+    assert redact_text(text) == redaction._redact_patterns(text)
