@@ -29,12 +29,13 @@ from core.object_store import ObjectStore
 from core.pdf_download import DownloadPolicy, DownloadRefused, download_pdf
 from db.invoice_archives import (
     ARCHIVABLE_STATUSES,
-    archive_standing,
+    ArchiveRecord,
+    archive_standings,
     find_archive,
+    invoices_with_accounts,
     needs_new_copy,
-    record_archive,
+    record_archives,
 )
-from db.invoices import find_invoice
 from db.models import Account, ArchiveSource, Invoice
 
 log = logging.getLogger("billing.invoice_archive")
@@ -100,7 +101,7 @@ def archive_invoices(
     internet latency: one after the other, a batch of invoices holds an I/O thread (the one
     the next receipt waits for) for the sum of them."""
     with transaction() as session:
-        wanted = {invoice_id: copy_to_make(session, invoice_id) for invoice_id in invoice_ids}
+        wanted = copies_to_make(session, invoice_ids)
     outcomes: dict[str, str | Exception] = {}
     copies: dict[str, CopyToMake] = {}
     for invoice_id, wanted_copy in wanted.items():
@@ -127,13 +128,12 @@ def archive_invoices(
             kept[invoice_id] = future.result()
     if kept:
         with transaction() as session:
-            recorded = {
-                invoice_id: record_copy(session, copies[invoice_id], pdf)
-                for invoice_id, pdf in kept.items()
-            }
+            recorded = record_archives(
+                session, [archive_record(copies[i], pdf) for i, pdf in kept.items()]
+            )
         for invoice_id, pdf in kept.items():
-            outcomes[invoice_id] = pdf.source.value if recorded[invoice_id] else "unchanged"
-            if recorded[invoice_id]:
+            outcomes[invoice_id] = pdf.source.value if invoice_id in recorded else "unchanged"
+            if invoice_id in recorded:
                 log.info(
                     "invoice %s archived (%s, %d bytes)%s",
                     invoice_id,
@@ -156,26 +156,32 @@ class CopyToMake:
         return archive_key(self.invoice.stripe_invoice_id, self.invoice.status)
 
 
-def copy_to_make(session: Session, invoice_id: str) -> CopyToMake | str:
-    """The invoice and its account when it needs a copy; else the outcome: `unknown`,
-    `not_archivable` or `unchanged`."""
-    # One statement answers most requests (an invoice finalized and paid in one burst asks
-    # up to three times for one copy); the rows are read only for a copy to make.
-    standing = archive_standing(session, invoice_id=invoice_id)
-    if standing is None:
-        return "unknown"
-    status, kept_status = standing
-    if status not in ARCHIVABLE_STATUSES:
-        return "not_archivable"
-    if kept_status is not None and not needs_new_copy(
-        kept_status=kept_status or None, status=status
-    ):
-        return "unchanged"
-    invoice = find_invoice(session, invoice_id=invoice_id)
-    assert invoice is not None
-    account = session.get(Account, invoice.account_id)
-    assert account is not None
-    return CopyToMake(invoice=invoice, account=account)
+def copies_to_make(session: Session, invoice_ids: Sequence[str]) -> dict[str, CopyToMake | str]:
+    """By invoice id: the invoice and its account when it needs a copy; else the outcome,
+    `unknown`, `not_archivable` or `unchanged`. Two statements for the whole batch."""
+    # The first answers most requests (an invoice finalized and paid in one burst asks up to
+    # three times for one copy); the rows are read only for the copies to make.
+    standings = archive_standings(session, invoice_ids=invoice_ids)
+    wanted: dict[str, CopyToMake | str] = {}
+    for invoice_id in invoice_ids:
+        standing = standings.get(invoice_id)
+        if standing is None:
+            wanted[invoice_id] = "unknown"
+            continue
+        status, kept_status = standing
+        if status not in ARCHIVABLE_STATUSES:
+            wanted[invoice_id] = "not_archivable"
+        elif kept_status is not None and not needs_new_copy(
+            kept_status=kept_status or None, status=status
+        ):
+            wanted[invoice_id] = "unchanged"
+    to_read = [invoice_id for invoice_id in invoice_ids if invoice_id not in wanted]
+    if to_read:
+        rows = invoices_with_accounts(session, invoice_ids=to_read)
+        for invoice_id in to_read:
+            invoice, account = rows[invoice_id]
+            wanted[invoice_id] = CopyToMake(invoice=invoice, account=account)
+    return wanted
 
 
 def keep_copy(ctx: BillingContext, store: ObjectStore, copy: CopyToMake) -> ArchivedPdf:
@@ -185,10 +191,9 @@ def keep_copy(ctx: BillingContext, store: ObjectStore, copy: CopyToMake) -> Arch
     return pdf
 
 
-def record_copy(session: Session, copy: CopyToMake, pdf: ArchivedPdf) -> bool:
-    """Record the copy put in the store; False when nothing changed (a duplicate task)."""
-    return record_archive(
-        session,
+def archive_record(copy: CopyToMake, pdf: ArchivedPdf) -> ArchiveRecord:
+    """What to record of the copy put in the store."""
+    return ArchiveRecord(
         invoice_id=copy.invoice.stripe_invoice_id,
         store_key=copy.key,
         sha256=pdf.sha256,

@@ -12,9 +12,22 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import ScalarSelect, and_, bindparam, exists, func, literal_column, or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    ARRAY,
+    ScalarSelect,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from db.models import Account, Invoice, InvoiceArchive
@@ -40,16 +53,32 @@ def kept_copy_status() -> ScalarSelect[str | None]:
     )
 
 
-def archive_standing(session: Session, *, invoice_id: str) -> tuple[str | None, str | None] | None:
-    """(the invoice's status, `kept_copy_status`) in one statement; None for an unknown
-    invoice."""
-    row = session.execute(_ARCHIVE_STANDING, {"invoice_id": invoice_id}).first()
-    return None if row is None else (row[0], row[1])
+def archive_standings(
+    session: Session, *, invoice_ids: Sequence[str]
+) -> dict[str, tuple[str | None, str | None]]:
+    """(the invoice's status, `kept_copy_status`) of each known invoice, in one statement."""
+    rows = session.execute(_ARCHIVE_STANDINGS, {"invoice_ids": list(invoice_ids)})
+    return {row[0]: (row[1], row[2]) for row in rows}
 
 
-# Built once: every archive request asks (docs/decisions/0007).
-_ARCHIVE_STANDING = select(Invoice.status, kept_copy_status()).where(
-    Invoice.stripe_invoice_id == bindparam("invoice_id")
+# Built once: every archive message asks (docs/decisions/0007).
+_ARCHIVE_STANDINGS = select(Invoice.stripe_invoice_id, Invoice.status, kept_copy_status()).where(
+    Invoice.stripe_invoice_id == any_(bindparam("invoice_ids", type_=ARRAY(Text)))
+)
+
+
+def invoices_with_accounts(
+    session: Session, *, invoice_ids: Sequence[str]
+) -> dict[str, tuple[Invoice, Account]]:
+    """The invoices and their accounts, by invoice id, in one statement."""
+    rows = session.execute(_INVOICES_WITH_ACCOUNTS, {"invoice_ids": list(invoice_ids)})
+    return {invoice.stripe_invoice_id: (invoice, account) for invoice, account in rows}
+
+
+_INVOICES_WITH_ACCOUNTS = (
+    select(Invoice, Account)
+    .join(Account, Account.id == Invoice.account_id)
+    .where(Invoice.stripe_invoice_id == any_(bindparam("invoice_ids", type_=ARRAY(Text))))
 )
 
 
@@ -88,48 +117,58 @@ def find_archive(session: Session, *, invoice_id: str) -> InvoiceArchive | None:
     )
 
 
-def record_archive(
-    session: Session,
-    *,
-    invoice_id: str,
-    store_key: str,
-    sha256: str,
-    size_bytes: int,
-    source: str,
-    invoice_status: str | None,
-) -> bool:
-    """Record the kept copy; a second copy replaces the first only when it is the paid one
-    replacing an earlier status's. False when nothing changed (a duplicate task)."""
-    values = {
-        "store_key": store_key,
-        "sha256": sha256,
-        "size_bytes": size_bytes,
-        "source": source,
-        "invoice_status": invoice_status,
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """A copy put in the object store, to record."""
+
+    invoice_id: str
+    store_key: str
+    sha256: str
+    size_bytes: int
+    source: str
+    invoice_status: str | None
+
+
+def record_archives(session: Session, records: Sequence[ArchiveRecord]) -> set[str]:
+    """Record the kept copies in one statement; a copy replaces one already recorded only when
+    it is the paid one replacing an earlier status's. The invoice ids whose record changed
+    (one left out: a duplicate task)."""
+    if not records:
+        return set()
+    columns = {
+        "invoice_ids": [r.invoice_id for r in records],
+        "store_keys": [r.store_key for r in records],
+        "sha256s": [r.sha256 for r in records],
+        "sizes": [r.size_bytes for r in records],
+        "sources": [r.source for r in records],
+        "statuses": [r.invoice_status for r in records],
     }
-    statement = insert(InvoiceArchive).values(stripe_invoice_id=invoice_id, **values)
-    replaced = (
-        and_(
-            statement.excluded.invoice_status == "paid",
-            or_(
-                InvoiceArchive.invoice_status.is_(None),
-                InvoiceArchive.invoice_status != "paid",
-            ),
-        )
-        if invoice_status == "paid"
-        else None
+    return set(session.scalars(_RECORD_ARCHIVES, columns))
+
+
+# One statement for a message's copies (a batch holds an invoice once: the task dedups
+# it). On the table: it loads no object (docs/decisions/0007). DO UPDATE's WHERE keeps a
+# paid copy from being replaced, and anything but a paid copy from replacing.
+_RECORD_ARCHIVES = text(
+    f"""
+    INSERT INTO {InvoiceArchive.__tablename__}
+        (stripe_invoice_id, store_key, sha256, size_bytes, source, invoice_status)
+    SELECT * FROM unnest(
+        CAST(:invoice_ids AS text[]), CAST(:store_keys AS text[]), CAST(:sha256s AS text[]),
+        CAST(:sizes AS bigint[]), CAST(:sources AS text[]), CAST(:statuses AS text[])
     )
-    if replaced is None:
-        statement = statement.on_conflict_do_nothing(
-            index_elements=[InvoiceArchive.stripe_invoice_id]
-        )
-    else:
-        statement = statement.on_conflict_do_update(
-            index_elements=[InvoiceArchive.stripe_invoice_id],
-            set_={**{k: statement.excluded[k] for k in values}, "created_at": func.now()},
-            where=replaced,
-        )
-    return bool(session.execute(statement.returning(InvoiceArchive.id)).first())
+    ON CONFLICT (stripe_invoice_id) DO UPDATE SET
+        store_key = excluded.store_key,
+        sha256 = excluded.sha256,
+        size_bytes = excluded.size_bytes,
+        source = excluded.source,
+        invoice_status = excluded.invoice_status,
+        created_at = now()
+    WHERE excluded.invoice_status = 'paid'
+        AND {InvoiceArchive.__tablename__}.invoice_status IS DISTINCT FROM 'paid'
+    RETURNING stripe_invoice_id
+    """
+)
 
 
 def invoices_missing_archive(
