@@ -32,7 +32,7 @@ from core.stripe_objects import (
     unix_time,
 )
 from db import ledger
-from db.invoices import store_invoice
+from db.invoices import mark_paid_applied, paid_applied_as_of, store_invoice
 from db.models import Account, CreditKind, Invoice
 from db.subscriptions import Cause, find_subscription
 
@@ -43,8 +43,14 @@ SETTLED_INVOICE_STATUSES = ("paid", "void", "uncollectible")
 
 
 def invoice_paid(session: Session, ctx: BillingContext, event: StripeEvent) -> None:
-    """`invoice.paid` / `invoice.payment_succeeded`: store, grant, settle upgrades, receipt."""
+    """`invoice.paid` / `invoice.payment_succeeded`: store, grant, settle upgrades, receipt.
+    The second of the pair (or a replay) finds the first's description applied, and stops."""
     invoice = event.object
+    applied = paid_applied_as_of(session, invoice_id=invoice["id"])
+    if applied is not None and applied >= event.time:
+        # Everything it would do is done and keyed: the grant and the receipt by the invoice,
+        # the upgrades and refund shares by theirs; the stored description is as new.
+        return
     account = adopt_customer(session, ctx, customer_id=event.customer_id or "", source=invoice)
     subscription_id = invoice_subscription_id(invoice)
     price_id = invoice_price_id(invoice)
@@ -97,6 +103,7 @@ def invoice_paid(session: Session, ctx: BillingContext, event: StripeEvent) -> N
         template="payment_succeeded",
         context=_receipt_context(stored, plan, granted=granted),
     )
+    mark_paid_applied(session, invoice_id=invoice["id"], as_of=event.time)
 
 
 def _receipt_context(stored: Invoice, plan: Plan | None, *, granted: int) -> dict[str, object]:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, bindparam, column, func, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    column,
+    func,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.context import FromStatement
@@ -157,6 +167,33 @@ _FIND_INVOICE_OF_PAYMENT = (
         )
     )
     .limit(1)
+)
+
+
+def paid_applied_as_of(session: Session, *, invoice_id: str) -> datetime | None:
+    """The description time of the newest paid event applied to the invoice (None: none)."""
+    return session.scalar(_PAID_APPLIED_AS_OF, {"invoice_id": invoice_id})
+
+
+def mark_paid_applied(session: Session, *, invoice_id: str, as_of: datetime) -> None:
+    """Note that a paid event described at `as_of` has its effects applied (in the caller's
+    transaction, beside them); an earlier mark's newer time is kept."""
+    session.execute(_MARK_PAID_APPLIED, {"invoice_id": invoice_id, "as_of": as_of})
+
+
+# Built once, on the table (docs/decisions/0007): every paid event reads, the first marks.
+_INVOICES = Invoice.__table__.c
+_PAID_APPLIED_AS_OF = select(_INVOICES.paid_applied_as_of).where(
+    _INVOICES.stripe_invoice_id == bindparam("invoice_id")
+)
+_MARK_PAID_APPLIED = (
+    update(Invoice.__table__)
+    .where(_INVOICES.stripe_invoice_id == bindparam("invoice_id"))
+    .values(
+        paid_applied_as_of=func.greatest(
+            func.coalesce(_INVOICES.paid_applied_as_of, bindparam("as_of")), bindparam("as_of")
+        )
+    )
 )
 
 

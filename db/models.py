@@ -244,6 +244,10 @@ class Invoice(Base):
     # "currency", "start", "end"}` (see `core.stripe_objects.invoice_line_summaries`).
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     state_as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The description time of the newest paid-invoice event whose effects (the period's
+    # credits, the upgrades it paid, earlier refunds' shares, the receipt) are applied: a paid
+    # event no newer than this has nothing left to do (migration 0018).
+    paid_applied_as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

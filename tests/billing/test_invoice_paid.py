@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
 
+import pytest
+from sqlalchemy import select
+
+from db.models import Invoice
+from db.session import new_session
 from tests.support.events import stored
 from tests.support.stripe_events import (
     API_VERSIONS,
@@ -40,6 +45,48 @@ def test_both_paid_events_of_one_invoice_grant_once_and_send_one_receipt(api_ver
     for event_type in ("invoice.paid", "invoice.payment_succeeded", "invoice.paid"):
         process_ok(stripe_event(event_type, ids, api_version=api_version))
 
+    assert ledger(ids.customer) == [("plan_credits", ids.invoice, CREDITS["pro"])]
+    assert len(emails(f"receipt:{ids.invoice}")) == 1
+
+
+def _stored_invoice(invoice_id: str) -> Invoice:
+    with new_session() as session:
+        invoice = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice_id))
+        assert invoice is not None
+        return invoice
+
+
+def test_the_second_paid_event_of_a_pair_finds_the_first_applied_and_stops():
+    ids = Ids()
+    created = 1767225600
+    process_ok(stripe_event("invoice.paid", ids, created=created))
+    assert _stored_invoice(ids.invoice).paid_applied_as_of == datetime.fromtimestamp(created, UTC)
+
+    # Stripe's second event carries the same description; one that differed would show if it
+    # were stored, so this one says so.
+    second = stripe_event("invoice.payment_succeeded", ids, created=created)
+    second["data"]["object"]["hosted_invoice_url"] = "https://invoice.stripe.com/i/second"
+    process_ok(second)
+
+    assert _stored_invoice(ids.invoice).hosted_invoice_url != "https://invoice.stripe.com/i/second"
+    assert ledger(ids.customer) == [("plan_credits", ids.invoice, CREDITS["pro"])]
+    assert len(emails(f"receipt:{ids.invoice}")) == 1
+
+
+def test_a_newer_paid_event_of_the_invoice_is_still_applied():
+    ids = Ids()
+    created = 1767225600
+    process_ok(stripe_event("invoice.paid", ids, created=created))
+    newer = stripe_event("invoice.payment_succeeded", ids, created=created + 60)
+    newer["data"]["object"]["hosted_invoice_url"] = "https://invoice.stripe.com/i/newer"
+    process_ok(newer)
+
+    stored_invoice = _stored_invoice(ids.invoice)
+    assert stored_invoice.hosted_invoice_url == "https://invoice.stripe.com/i/newer"
+    assert stored_invoice.paid_applied_as_of == datetime.fromtimestamp(created + 60, UTC)
+    # An older one after it changes nothing, the mark included.
+    process_ok(stripe_event("invoice.paid", ids, created=created + 30))
+    assert _stored_invoice(ids.invoice).paid_applied_as_of == stored_invoice.paid_applied_as_of
     assert ledger(ids.customer) == [("plan_credits", ids.invoice, CREDITS["pro"])]
     assert len(emails(f"receipt:{ids.invoice}")) == 1
 
