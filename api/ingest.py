@@ -6,7 +6,7 @@ has gathered (no timer, so a lone request waits for nothing) and stores it with 
 drops a row whose Stripe id is stored already, as ON CONFLICT DO NOTHING did: migration 0016).
 Under load that turns dozens of round trips and fsyncs into one; every future is resolved
 only after the commit, so nothing is acknowledged before it is durable. A row PostgreSQL
-refuses (a NUL character, an index entry too long) fails the statement, not its batch: the
+refuses (an index entry too long, say) fails the statement, not its batch: the
 batch is split until that row stands alone, and only its request gets UnstorableEvent (400).
 
 Each writer owns one long-lived connection (opened on first use, and again after a
@@ -52,7 +52,7 @@ INSERT INTO webhook_events
     (stripe_event_id, type, api_version, livemode, account, stripe_created, payload, status,
      last_error, processed_at)
 SELECT e.id, e.type, e.api_version, e.livemode::bool, e.account,
-       to_timestamp(e.created::bigint), e.payload::jsonb, e.status, e.last_error,
+       to_timestamp(e.created::bigint), e.payload::json, e.status, e.last_error,
        CASE WHEN e.status = 'ignored' THEN now() END
 FROM unnest(%b, %b, %b, %b, %b, %b, %b, %b, %b)
      AS e(id, type, api_version, livemode, account, created, payload, status, last_error)
@@ -107,7 +107,7 @@ class StorageUnavailable(Exception):
 
 
 class UnstorableEvent(Exception):
-    """PostgreSQL refuses this payload (a NUL character in a string, say)."""
+    """PostgreSQL refuses this row (an index entry over its limit, say)."""
 
 
 @dataclass(slots=True)
@@ -281,7 +281,7 @@ class _Writer:
         return results
 
 
-# SQLSTATE classes of an error one row's values cause: data exceptions (a NUL character, a
+# SQLSTATE classes of an error one row's values cause: data exceptions (a
 # timestamp out of range), integrity violations, and program limits (an index entry over
 # ~2.7 KB: ProgramLimitExceeded, which psycopg files under OperationalError, beside lost
 # connections). Anything else (connections, timeouts, a broken statement) fails every row.

@@ -197,9 +197,8 @@ def test_one_refused_row_does_not_fail_the_rest_of_its_batch(settings, monkeypat
     long_id = make_event("invoice.paid")
     long_id["id"] += _incompressible(3000)  # past the index row limit: ProgramLimitExceeded
     long_type = make_event("invoice.paid", type=_incompressible(3000))
-    nul = make_event("invoice.paid", note="nul \u0000 byte")  # jsonb refuses it: DataError
     # Mixed in, so that each half of every split holds a good event.
-    events = [goods[0], long_id, goods[1], long_type, goods[2], nul, goods[3], goods[4]]
+    events = [goods[0], long_id, goods[1], long_type, goods[2], goods[3], goods[4]]
 
     batch_sizes: list[int] = []
     insert = ingest._Writer._insert
@@ -225,9 +224,9 @@ def test_one_refused_row_does_not_fail_the_rest_of_its_batch(settings, monkeypat
     for good in goods:
         assert results[good["id"]].duplicate is False
         assert stored(good["id"]).payload == good
-    for bad in (long_id, long_type, nul):
+    for bad in (long_id, long_type):
         assert isinstance(results[bad["id"]], ingest.UnstorableEvent)
-    assert stored(long_type["id"]) is None and stored(nul["id"]) is None
+    assert stored(long_type["id"]) is None
 
 
 def test_concurrent_deliveries_beside_an_oversized_id_are_all_stored(client):

@@ -211,8 +211,10 @@ def restore_month(conn: psycopg.Connection, store: ObjectStore, label: str) -> t
                 chunk = "[" + ",".join(lines[start : start + INSERT_CHUNK]) + "]"
                 restored += len(
                     conn.execute(
+                        # json, not jsonb: each payload goes back as it was kept, byte for
+                        # byte, and one jsonb cannot hold (a NUL character) is no error.
                         "INSERT INTO webhook_events SELECT * FROM"
-                        " jsonb_populate_recordset(NULL::webhook_events, %s::jsonb) RETURNING 1",
+                        " json_populate_recordset(NULL::webhook_events, %s::json) RETURNING 1",
                         (chunk,),
                     ).fetchall()
                 )
