@@ -50,8 +50,7 @@ def _change_type(new_type: str) -> None:
     if lz4:
         op.execute("SET LOCAL default_toast_compression = lz4")
     op.execute(
-        f"ALTER TABLE webhook_events ALTER COLUMN payload TYPE {new_type}"
-        f" USING payload::{new_type}"
+        f"ALTER TABLE webhook_events ALTER COLUMN payload TYPE {new_type} USING payload::{new_type}"
     )
     if lz4:  # on the table and each month: setting it on the parent does not reach them
         op.execute(SET_LZ4_EVERYWHERE)
