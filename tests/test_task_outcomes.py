@@ -305,6 +305,24 @@ def test_a_row_already_settled_or_held_elsewhere_is_skipped_within_a_batch(monke
     assert stored(done["id"]).attempts == 0
 
 
+def test_a_foreign_event_in_a_batch_is_kept_with_its_reason_and_the_rest_are_applied(
+    monkeypatch,
+):
+    calls: list[str] = []
+    monkeypatch.setitem(registry.HANDLERS, "invoice.paid", lambda s, c, e: calls.append(e.id))
+    events = batch_of(3, customers=[unique_customer() for _ in range(3)])
+    events[1]["livemode"] = True  # a live event reaching a test-mode platform
+    row_ids = [store_directly(event) for event in events]
+
+    run_batch("invoice.paid", row_ids)
+
+    rows = [stored(event["id"]) for event in events]
+    assert [row.status for row in rows] == ["processed", "ignored", "processed"]
+    assert rows[1].last_error and "live" in rows[1].last_error
+    assert [row.last_error for row in (rows[0], rows[2])] == [None, None]
+    assert sorted(calls) == sorted([events[0]["id"], events[2]["id"]])
+
+
 def test_batches_sharing_customers_in_opposite_orders_both_finish_without_a_deadlock(
     monkeypatch,
 ):

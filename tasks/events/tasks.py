@@ -179,16 +179,21 @@ def _apply_together(
     failed: tuple[int | None, BaseException] | None = None
     try:
         with session.begin():
+            ctx = worker_context()
+            # The chunk's customers and rows locked in two statements, and its rows settled
+            # in one, rather than two statements for each event.
+            chunk = processing.lock_chunk(session, claims, ctx=ctx)
             for position, claim in enumerate(claims):
                 with _event_scope(event_type):
                     bind_stripe_event(event_id=claim.stripe_event_id)
                     started = time.perf_counter()
                     try:
-                        outcome = processing.apply_in(session, claim, ctx=worker_context())
+                        outcome = processing.apply_in(session, claim, ctx=ctx, chunk=chunk)
                     except Exception as exc:
                         failed = (position, exc)
                         raise _Failed from exc
                     done.append((claim, outcome, time.perf_counter() - started))
+            processing.settle_chunk(session, chunk)
     except _Failed:
         return failed
     except Exception as exc:  # the commit
