@@ -5,11 +5,14 @@ no-op; the sweep sends what no message announced."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
+from typing import Any
 
 import sentry_sdk
 from celery import Task
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import Boolean, Interval, bindparam, case, func, select, update
 
 from core.metrics import EMAILS, EmailOutcome, email_template_label
 from core.redaction import redact_email, redact_text
@@ -30,10 +33,59 @@ SEND_TASK = SEND_EMAIL
 SWEEP_BATCH_SIZE = 500
 
 
-# Built once: every email locks its row (docs/decisions/0007).
+# Built once, on the table: every email locks its row and writes its outcome, and neither
+# needs the ORM's objects or its unit of work (docs/decisions/0007).
+_EMAILS = EmailLog.__table__.c
 _LOCK_EMAIL = (
-    select(EmailLog).where(EmailLog.id == bindparam("row_id")).with_for_update(skip_locked=True)
+    select(
+        _EMAILS.id,
+        _EMAILS.idempotency_key,
+        _EMAILS.template,
+        _EMAILS.recipients,
+        _EMAILS.context,
+        _EMAILS.subject,
+        _EMAILS.status,
+        _EMAILS.attempts,
+        _EMAILS.last_error,
+        _EMAILS.smtp_response,
+    )
+    .where(_EMAILS.id == bindparam("row_id"))
+    .with_for_update(skip_locked=True)
 )
+_RECORD_OUTCOME = (
+    update(EmailLog.__table__)
+    .where(_EMAILS.id == bindparam("row_id"))
+    .values(
+        attempts=bindparam("new_attempts"),
+        status=bindparam("new_status"),
+        subject=bindparam("new_subject"),
+        smtp_response=bindparam("new_smtp_response"),
+        last_error=bindparam("new_last_error"),
+        sent_at=case((bindparam("sent", type_=Boolean), func.now()), else_=_EMAILS.sent_at),
+        # now() + NULL is NULL: the time is kept unless a retry is due.
+        enqueued_at=func.coalesce(
+            func.now() + bindparam("retry_after", type_=Interval), _EMAILS.enqueued_at
+        ),
+    )
+)
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """An email_log row as locked for its delivery, and the outcome to write back."""
+
+    id: int
+    idempotency_key: str
+    template: str
+    recipients: list[str]
+    context: dict[str, Any]
+    subject: str | None
+    status: str
+    attempts: int
+    last_error: str | None
+    smtp_response: str | None
+    sent: bool = False
+    retry_after: timedelta | None = None
 
 
 @lru_cache(maxsize=1)
@@ -65,11 +117,25 @@ def _send_one(task: Task, email_log_id: int) -> tuple[str, float | None]:
     settings = get_settings()
     with transaction() as session:
         # The row stays locked while the server talks, so a duplicate task skips it.
-        row = session.execute(_LOCK_EMAIL, {"row_id": email_log_id}).scalar_one_or_none()
-        if row is None or row.status != EmailStatus.PENDING:
+        locked = session.execute(_LOCK_EMAIL, {"row_id": email_log_id}).one_or_none()
+        if locked is None or locked.status != EmailStatus.PENDING:
             return "skipped", None
+        row = _Delivery(**locked._asdict())
         row.attempts += 1
         retry_in = _attempt(task, row, settings)
+        session.execute(
+            _RECORD_OUTCOME,
+            {
+                "row_id": row.id,
+                "new_attempts": row.attempts,
+                "new_status": row.status,
+                "new_subject": row.subject,
+                "new_smtp_response": row.smtp_response,
+                "new_last_error": row.last_error,
+                "sent": row.sent,
+                "retry_after": row.retry_after,
+            },
+        )
         status, error, template = row.status, row.last_error, row.template
     # Counted once the outcome is committed; a skipped duplicate task is no attempt.
     outcome = EmailOutcome.RETRIED if retry_in is not None else status  # sent or failed
@@ -85,7 +151,7 @@ def _send_one(task: Task, email_log_id: int) -> tuple[str, float | None]:
     return status, None
 
 
-def _attempt(task: Task, row: EmailLog, settings: Settings) -> float | None:
+def _attempt(task: Task, row: _Delivery, settings: Settings) -> float | None:
     """Send the row's email and record the outcome on it; the seconds until the retry when a
     temporary failure leaves retries, else None."""
     try:
@@ -94,7 +160,7 @@ def _attempt(task: Task, row: EmailLog, settings: Settings) -> float | None:
         row.last_error = str(exc)
         if exc.transient and task.request.retries < task.max_retries:
             retry_in = retry_delay(task.request.retries)
-            row.enqueued_at = func.now() + text(f"interval '{int(retry_in)} seconds'")
+            row.retry_after = timedelta(seconds=int(retry_in))
             return retry_in
         _fail(row, exc)
     except Exception as exc:  # a template or data error: sending again will not help
@@ -102,13 +168,13 @@ def _attempt(task: Task, row: EmailLog, settings: Settings) -> float | None:
         _fail(row, exc)
     else:
         row.status = EmailStatus.SENT
-        row.sent_at = func.now()
+        row.sent = True
         row.last_error = None
         log.info("email %s (%s) sent to %s", row.id, row.template, _who(row.recipients))
     return None
 
 
-def _render_and_deliver(row: EmailLog, settings: Settings) -> str:
+def _render_and_deliver(row: _Delivery, settings: Settings) -> str:
     """The SMTP server's answer; raises DeliveryError, or whatever rendering raises."""
     if not settings.smtp_url:
         raise DeliveryError("SMTP_URL is not set", transient=False)
@@ -123,7 +189,7 @@ def _render_and_deliver(row: EmailLog, settings: Settings) -> str:
     return deliver(SmtpConfig.from_url(settings.smtp_url), message, row.recipients)
 
 
-def _fail(row: EmailLog, exc: BaseException) -> None:
+def _fail(row: _Delivery, exc: BaseException) -> None:
     row.status = EmailStatus.FAILED
     detail = redact_text(row.last_error or "")
     # Reported below with its own tags: the logging integration must not send it again.

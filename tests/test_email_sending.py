@@ -154,7 +154,28 @@ def test_a_451_then_250_delivers_once_after_a_retry(smtp_server):
 
     row = email_row(row_id)
     assert (row.status, row.attempts) == ("sent", 2)
+    assert row.sent_at is not None and row.last_error is None
     assert len(smtp_server.for_recipient(to)) == 1
+
+
+def test_a_temporary_failure_keeps_the_row_pending_until_its_retry_is_due(smtp_server):
+    from types import SimpleNamespace
+
+    from tasks.emails import _send_one
+
+    to = address("tempfail")
+    row_id = store_email("payment_failed", [to])
+    task = SimpleNamespace(request=SimpleNamespace(retries=0), max_retries=3)
+
+    outcome, retry_in = _send_one(task, row_id)
+
+    row = email_row(row_id)
+    assert outcome == "retried" and retry_in is not None
+    assert (row.status, row.attempts, row.sent_at) == ("pending", 1, None)
+    assert row.last_error.startswith("451")
+    # The sweep leaves it alone until then: its last touch is the retry's time.
+    ahead = (row.enqueued_at - row.created_at).total_seconds()
+    assert int(retry_in) - 5 <= ahead <= int(retry_in) + 60
 
 
 def test_a_550_fails_the_row_without_retrying_and_logs_no_full_address(smtp_server, caplog):
