@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from core.plans import FREE_PLAN
@@ -114,21 +114,43 @@ def record_change(
     cause: Cause,
     stripe_event_id: str | None,
 ) -> None:
-    session.add(
-        SubscriptionChange(
-            subscription_id=row.id,
-            cause=cause,
-            stripe_event_id=stripe_event_id,
-            changes={k: [_jsonable(v) for v in pair] for k, pair in changes.items()},
-            status=row.status,
-            plan=row.plan,
-            price_id=row.price_id,
-            cancel_at_period_end=row.cancel_at_period_end,
-            current_period_end=row.current_period_end,
-            state_as_of=row.state_as_of,
-        )
+    """Add the change to the subscription's history, with the state it left."""
+    session.execute(
+        _RECORD_CHANGE,
+        {
+            "new_subscription_id": row.id,
+            "new_cause": cause,
+            "new_stripe_event_id": stripe_event_id,
+            "new_changes": {k: [_jsonable(v) for v in pair] for k, pair in changes.items()},
+            "new_status": row.status,
+            "new_plan": row.plan,
+            "new_price_id": row.price_id,
+            "new_cancel_at_period_end": row.cancel_at_period_end,
+            "new_current_period_end": row.current_period_end,
+            "new_state_as_of": row.state_as_of,
+        },
     )
-    session.flush()
+
+
+# Built once, on the table: every renewal records one, and an insert that loads nothing
+# needs neither an ORM object nor the unit of work (docs/decisions/0007).
+_RECORD_CHANGE = insert(SubscriptionChange.__table__).values(
+    {
+        column: bindparam(f"new_{column}")
+        for column in (
+            "subscription_id",
+            "cause",
+            "stripe_event_id",
+            "changes",
+            "status",
+            "plan",
+            "price_id",
+            "cancel_at_period_end",
+            "current_period_end",
+            "state_as_of",
+        )
+    }
+)
 
 
 def live_subscription(session: Session, *, account_id: int) -> Subscription | None:

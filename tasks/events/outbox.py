@@ -15,7 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import case, func, update
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, case, func, update
 
 from core.settings import get_settings
 from db.models import PENDING_STATUSES, EventStatus, WebhookEvent
@@ -50,14 +50,22 @@ def publish(rows: Sequence[tuple[int, str]]) -> None:
 def enqueue_stored_events(row_ids: list[int]) -> int:
     """Mark freshly stored rows `queued` and publish their per-type tasks."""
     with transaction() as session:
-        rows = session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.id.in_(row_ids), WebhookEvent.status == EventStatus.RECEIVED)
-            .values(status=EventStatus.QUEUED, enqueued_at=func.now())
-            .returning(WebhookEvent.id, WebhookEvent.type)
-        ).all()
+        rows = session.execute(_MARK_QUEUED, {"row_ids": row_ids}).all()
     publish([(row.id, row.type) for row in rows])
     return len(rows)
+
+
+# Built once, on the table: every batch of stored events runs it (docs/decisions/0007).
+_EVENTS = WebhookEvent.__table__.c
+_MARK_QUEUED = (
+    update(WebhookEvent.__table__)
+    .where(
+        _EVENTS.id == any_(bindparam("row_ids", type_=ARRAY(BigInteger))),
+        _EVENTS.status == EventStatus.RECEIVED.value,
+    )
+    .values(status=EventStatus.QUEUED.value, enqueued_at=func.now())
+    .returning(_EVENTS.id, _EVENTS.type)
+)
 
 
 @app.task(name="billing.sweep_unprocessed_events", ignore_result=True)

@@ -97,6 +97,40 @@ _SETTLE_ROWS = (
     .where(_EVENTS.id == any_(bindparam("row_ids", type_=ARRAY(BigInteger))))
     .values(status=bindparam("new_status"), processed_at=func.now(), last_error=None)
 )
+# `= ANY(ARRAY(...))`: one array of ids, as in the sweep (db.outbox), rather than a join of
+# the subquery with every month's partition; the ids come as one array parameter, so the
+# statement is the same whatever the batch's length.
+_PENDING_OF = (
+    select(_EVENTS.id)
+    .where(
+        _EVENTS.id == any_(bindparam("row_ids", type_=ARRAY(BigInteger))),
+        _EVENTS.status.in_([s.value for s in PENDING_STATUSES]),
+    )
+    .order_by(_EVENTS.id)
+    .with_for_update(skip_locked=True)
+)
+_CLAIM_ROWS = (
+    update(WebhookEvent.__table__)
+    .where(
+        _EVENTS.id == func.any(func.array(_PENDING_OF.scalar_subquery())),
+        func.set_config("synchronous_commit", "off", True).is_not(None),
+    )
+    .values(
+        status=EventStatus.PROCESSING.value, attempts=_EVENTS.attempts + 1, claimed_at=func.now()
+    )
+    .returning(
+        _EVENTS.id,
+        _EVENTS.attempts,
+        _EVENTS.stripe_event_id,
+        _EVENTS.type,
+        _EVENTS.stripe_created,
+        _EVENTS.api_version,
+        _EVENTS.livemode,
+        _EVENTS.account,
+        _EVENTS.payload,
+        _EVENTS.received_at,
+    )
+)
 _SETTLE_ROW = (
     update(WebhookEvent.__table__)
     .where(_EVENTS.id == bindparam("row_id"))
@@ -117,39 +151,7 @@ def claim_rows(session: Session, *, row_ids: list[int]) -> list[Claim]:
     One round trip: the rows are locked and updated by the same statement, which also turns
     the transaction's synchronous commit off (see the module's doc), and returns the stored
     events."""
-    pending = (
-        select(WebhookEvent.id)
-        .where(WebhookEvent.id.in_(row_ids), WebhookEvent.status.in_(PENDING_STATUSES))
-        .order_by(WebhookEvent.id)
-        .with_for_update(skip_locked=True)
-    )
-    rows = session.execute(
-        update(WebhookEvent)
-        .where(
-            # `= ANY(ARRAY(...))`: one array of ids, as in the sweep (db.outbox), rather than a
-            # join of the subquery with every month's partition.
-            WebhookEvent.id == func.any(func.array(pending.scalar_subquery())),
-            func.set_config("synchronous_commit", "off", True).is_not(None),
-        )
-        .values(
-            status=EventStatus.PROCESSING,
-            attempts=WebhookEvent.attempts + 1,
-            claimed_at=func.now(),
-        )
-        .returning(
-            WebhookEvent.id,
-            WebhookEvent.attempts,
-            WebhookEvent.stripe_event_id,
-            WebhookEvent.type,
-            WebhookEvent.stripe_created,
-            WebhookEvent.api_version,
-            WebhookEvent.livemode,
-            WebhookEvent.account,
-            WebhookEvent.payload,
-            WebhookEvent.received_at,
-        )
-        .execution_options(synchronize_session=False)
-    ).all()
+    rows = session.execute(_CLAIM_ROWS, {"row_ids": row_ids}).all()
     claims = [
         Claim(
             attempt=row.attempts,
