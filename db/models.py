@@ -58,7 +58,7 @@ class WebhookEvent(Base):
     livemode: Mapped[bool]
     account: Mapped[str | None] = mapped_column(Text)  # the Connect account, when there is one
     stripe_created: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # json, not jsonb: the body as it came, and half the cost of storing it (migration 0019).
+    # json, not jsonb: the body as it came, at 40 % less PostgreSQL CPU to store (decision 0008).
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(Text, server_default=EventStatus.RECEIVED.value)
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))

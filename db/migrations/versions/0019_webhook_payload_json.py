@@ -8,7 +8,7 @@ The payload is written once by the webhook endpoint and read whole by the worker
 indexes or searches inside it on the hot path (the console's customer filter reads it with
 `->`, which json has too). jsonb parses every 4 KB body into its binary form and sorts its
 keys: 43 % of an inserting backend's CPU under webhook load, the largest single cost of
-storing an event (webhook ingest: PostgreSQL 253-264 -> 223-237 µs an event). json only
+storing an event (webhook ingest: PostgreSQL 257-273 -> 142-156 µs an event). json only
 checks that the text is JSON and keeps it as it came, byte for byte in key order and
 spacing, which is also what an audit row should hold; and a body jsonb cannot hold (a NUL
 character in a string) is stored instead of refused.
