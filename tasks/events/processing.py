@@ -81,8 +81,9 @@ _LOCK_ROW = (
     .with_for_update(of=WebhookEvent.__table__)
 )
 _LOCK_ROW_AND_CUSTOMER = _LOCK_ROW.add_columns(customer_lock_column(bindparam("customer_key")))
-# A chunk's: its customers in the order given (the sort puts the volatile lock function
-# after it), then its rows.
+# A chunk's: its customers in the order given, then its rows. The function scan yields the
+# keys in array order, which is the ORDER BY's (the plan has no sort), and takes each lock
+# as it yields the key.
 _LOCK_CUSTOMERS = text(
     "SELECT pg_advisory_xact_lock(hashtextextended(k.key, 0))"
     " FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS k(key, n) ORDER BY k.n"
