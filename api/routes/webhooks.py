@@ -33,6 +33,9 @@ MAX_EVENT_TYPE_LENGTH = 100
 MAX_CREATED = 253_402_300_799  # 9999-12-31T23:59:59Z: datetime's last second
 MAX_LENGTH_DIGITS = 18  # a Content-Length of more digits is over any limit
 NOT_AN_EVENT = "Body is not a JSON Stripe event object."
+# PostgreSQL text cannot hold NUL: the payload column (json) would keep the escape, but no
+# field read out of it could be, and the columns beside it refuse it (decision 0008).
+NUL_CHARACTER = "Body has a NUL character (\\u0000), which cannot be stored."
 
 router = APIRouter(tags=["stripe"])
 
@@ -100,6 +103,17 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
     return bytes(chunks)
 
 
+def _has_nul(value: object) -> bool:
+    """Whether a parsed JSON value holds a NUL character in any key or string."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in key or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def _parse_event(body: bytes, *, live: bool) -> IncomingEvent | str:
     """The event to store, or why it is refused (a 400's detail)."""
     try:
@@ -113,6 +127,9 @@ def _parse_event(body: bytes, *, live: bool) -> IncomingEvent | str:
         return NOT_AN_EVENT
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         return NOT_AN_EVENT
+    # The escape is looked for in the bytes (rare) before the parsed event is walked (rarer).
+    if b"\\u0000" in body and _has_nul(event):
+        return NUL_CHARACTER
     # Checked here, not left to the database: an id or a type past the btree limit (~2.7 KB)
     # fails its whole INSERT, and with it the batch that shares the statement.
     if len(event_id) > MAX_EVENT_ID_LENGTH:

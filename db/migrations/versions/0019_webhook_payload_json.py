@@ -10,8 +10,8 @@ indexes or searches inside it on the hot path (the console's customer filter rea
 keys: 43 % of an inserting backend's CPU under webhook load, the largest single cost of
 storing an event (webhook ingest: PostgreSQL 257-273 -> 142-156 µs an event). json only
 checks that the text is JSON and keeps it as it came, byte for byte in key order and
-spacing, which is also what an audit row should hold; and a body jsonb cannot hold (a NUL
-character in a string) is stored instead of refused.
+spacing, which is also what an audit row should hold. (A NUL character, which jsonb
+refused, the endpoint refuses itself: no field read out of the row could hold it.)
 
 Changing the type rewrites every month's partition under an ACCESS EXCLUSIVE lock: the
 endpoint answers 503 meanwhile, and Stripe delivers those events again. Measured on the
