@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import ColumnElement, func, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 
@@ -23,8 +21,16 @@ def customer_key(customer_id: str) -> str:
     return f"customer:{customer_id}"
 
 
-def customer_lock_column(key: ColumnElement[str]) -> ColumnElement[Any]:
-    """`lock_customer` as a column, to take the lock inside another statement (the event's
-    row lock). `key` is the customer's `customer_key`: a bound parameter, so that the
-    statement can be built once."""
-    return func.pg_advisory_xact_lock(func.hashtextextended(key, 0)).label("customer_lock")
+def lock_customers(session: Session, customer_ids: list[str]) -> None:
+    """`lock_customer` for each customer, in the order given (each once), in one statement.
+    The function scan yields the keys in array order, which is the ORDER BY's (the plan has
+    no sort), and takes each lock as it yields its key."""
+    keys = list(dict.fromkeys(customer_key(c) for c in customer_ids))
+    if keys:
+        session.execute(_LOCK_CUSTOMERS, {"keys": keys})
+
+
+_LOCK_CUSTOMERS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(k.key, 0))"
+    " FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS k(key, n) ORDER BY k.n"
+)

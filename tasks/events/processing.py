@@ -30,7 +30,7 @@ from billing.context import BillingContext
 from billing.events import StripeEvent, foreign_event_reason
 from billing.registry import HANDLERS
 from db.after_commit import after_commit
-from db.locks import customer_key, customer_lock_column
+from db.locks import lock_customers
 from db.models import PENDING_STATUSES, EventStatus, WebhookEvent
 from db.session import new_session, transaction
 from tasks.metrics import count_unproven_api_version, observe_end_to_end
@@ -75,19 +75,7 @@ class Claim:
 # not the mapped class: they load no objects, and a statement of the mapped class goes
 # through the ORM's DML and loading layers (about 150 µs more a statement, decision 0007).
 _EVENTS = WebhookEvent.__table__.c
-_LOCK_ROW = (
-    select(_EVENTS.status, _EVENTS.attempts)
-    .where(_EVENTS.id == bindparam("row_id"))
-    .with_for_update(of=WebhookEvent.__table__)
-)
-_LOCK_ROW_AND_CUSTOMER = _LOCK_ROW.add_columns(customer_lock_column(bindparam("customer_key")))
-# A chunk's: its customers in the order given, then its rows. The function scan yields the
-# keys in array order, which is the ORDER BY's (the plan has no sort), and takes each lock
-# as it yields the key.
-_LOCK_CUSTOMERS = text(
-    "SELECT pg_advisory_xact_lock(hashtextextended(k.key, 0))"
-    " FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS k(key, n) ORDER BY k.n"
-)
+# A chunk's rows, after its customers (`db.locks.lock_customers`).
 _LOCK_ROWS = (
     select(_EVENTS.id, _EVENTS.status, _EVENTS.attempts)
     .where(_EVENTS.id == any_(bindparam("row_ids", type_=ARRAY(BigInteger))))
@@ -179,7 +167,10 @@ def apply(claim: Claim, *, ctx: BillingContext, session: Session | None = None) 
     connection; else on a new one."""
     own = contextlib.nullcontext(session) if session is not None else new_session()
     with own as work, work.begin():
-        return apply_in(work, claim, ctx=ctx)
+        chunk = lock_chunk(work, [claim], ctx=ctx)
+        outcome = apply_in(work, claim, ctx=ctx, chunk=chunk)
+        settle_chunk(work, chunk)
+        return outcome
 
 
 @dataclass(slots=True)
@@ -197,13 +188,14 @@ def lock_chunk(session: Session, claims: list[Claim], *, ctx: BillingContext) ->
     which every worker sorts alike), then the claims' rows: two statements for the chunk
     instead of one for each of its events. The locks are held until the transaction ends
     either way, so taking them first changes nothing but the round trips."""
-    keys = [
-        customer_key(claim.event.customer_id)
-        for claim in claims
-        if claim.event.customer_id and _applies(claim.event, ctx)
-    ]
-    if keys:
-        session.execute(_LOCK_CUSTOMERS, {"keys": list(dict.fromkeys(keys))})
+    lock_customers(
+        session,
+        [
+            claim.event.customer_id
+            for claim in claims
+            if claim.event.customer_id and _applies(claim.event, ctx)
+        ],
+    )
     rows = session.execute(_LOCK_ROWS, {"row_ids": [claim.row_id for claim in claims]})
     return ChunkLocks(rows={row.id: (row.status, row.attempts) for row in rows})
 
@@ -225,33 +217,19 @@ def _applies(event: StripeEvent, ctx: BillingContext) -> bool:
     )
 
 
-def apply_in(
-    session: Session, claim: Claim, *, ctx: BillingContext, chunk: ChunkLocks | None = None
-) -> Outcome:
+def apply_in(session: Session, claim: Claim, *, ctx: BillingContext, chunk: ChunkLocks) -> Outcome:
     """`apply` inside the caller's transaction (the caller commits; a batch commits several
-    events' work at once). With `chunk` (`lock_chunk` of the claims, in this transaction),
-    the row and customer are locked already, and the row's final status waits for
-    `settle_chunk`."""
+    events' work at once), once `lock_chunk` has locked the claim's row and customer; the
+    row's final status waits for `settle_chunk`."""
     event = claim.event
     handler = HANDLERS.get(event.type)
     foreign = foreign_event_reason(
         livemode=event.livemode, account=event.account, live=not ctx.settings.stripe_test_mode
     )
-    applies = handler is not None and foreign is None
-    if chunk is not None:
-        locked = chunk.rows.get(claim.row_id)
-        if locked is None:  # not there to lock: nothing to apply
-            return Outcome.SUPERSEDED
-        status, attempts = locked
-    # The row's lock, and the customer's for a handler that will apply it, in one round trip
-    # (the customer's is taken first, by every worker alike: never a deadlock between them).
-    elif applies and event.customer_id:
-        status, attempts, _ = session.execute(
-            _LOCK_ROW_AND_CUSTOMER,
-            {"row_id": claim.row_id, "customer_key": customer_key(event.customer_id)},
-        ).one()
-    else:
-        status, attempts = session.execute(_LOCK_ROW, {"row_id": claim.row_id}).one()
+    locked = chunk.rows.get(claim.row_id)
+    if locked is None:  # not there to lock: nothing to apply
+        return Outcome.SUPERSEDED
+    status, attempts = locked
     if status != EventStatus.PROCESSING or attempts != claim.attempt:
         return Outcome.SUPERSEDED
     if foreign is not None:  # stored before the endpoint refused such events, say
@@ -267,10 +245,7 @@ def apply_in(
             session, lambda: log.info("handled %s %s object=%s", event.type, event.id, object_id)
         )
     done = EventStatus.PROCESSED if handler else EventStatus.IGNORED
-    if chunk is not None:
-        chunk.settled.setdefault(done, []).append(claim.row_id)
-    else:
-        _settle_row(session, claim, done)
+    chunk.settled.setdefault(done, []).append(claim.row_id)
     observe_end_to_end(session, event_type=event.type, received_at=claim.received_at)
     return Outcome.PROCESSED if handler else Outcome.IGNORED
 
