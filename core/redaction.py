@@ -83,9 +83,23 @@ def _luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _may_be_a_card(digits: str) -> bool:
+    """A card network issues numbers of this shape. Those starting with 2 are only
+    Mastercard's 2-series (2221-2720, 16 digits) and Mir's (2200-2204, 16 to 19): an event
+    row id (its month times 2^40 plus a sequence, 17 digits starting 26 until 2046) is none,
+    though one in ten passes the Luhn check."""
+    if digits[0] == "2":
+        prefix = int(digits[:4])
+        mastercard = len(digits) == 16 and 2221 <= prefix <= 2720
+        mir = 16 <= len(digits) <= 19 and 2200 <= prefix <= 2204
+        if not (mastercard or mir):
+            return False
+    return _luhn_valid(digits)
+
+
 def _redact_card(match: re.Match[str]) -> str:
     digits = re.sub(r"[ -]", "", match.group(0))
-    return CARD if _luhn_valid(digits) else match.group(0)
+    return CARD if _may_be_a_card(digits) else match.group(0)
 
 
 def _redact_credentials(text: str, *, key_replacement: str) -> str:

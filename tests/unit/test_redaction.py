@@ -93,12 +93,22 @@ def test_the_scrubber_walks_the_whole_event():
         ("card 4242 4242 4242 4242 declined", "card [card] declined"),
         ("card 4000-0566-5566-5556", "card [card]"),
         ("amex 378282246310005", "amex [card]"),
+        # Numbers starting with 2: Mastercard's 2-series and Mir's.
+        ("mastercard 2223003122003222", "mastercard [card]"),
+        ("mir 2200000000000004", "mir [card]"),
         # Not cards: fails the Luhn check, part of an id, too long; a millisecond timestamp
         # and a thread id that pass the Luhn check but start as no card network's number.
         ("order 4242424242424241", "order 4242424242424241"),
         ("in_4242424242424242", "in_4242424242424242"),
         ("at 1700000000004", "at 1700000000004"),
         ("thread 139834485906305", "thread 139834485906305"),
+        # Event row ids (a month times 2^40 plus a sequence) that pass the Luhn check, as a
+        # task's arguments show them in Celery's lines: 17 digits starting 2 is no card's.
+        (
+            "event rows [[26743421322396883, 26743421322396891]]",
+            "event rows [[26743421322396883, 26743421322396891]]",
+        ),
+        ("17 digits 22230031220032222", "17 digits 22230031220032222"),
         ("ref 42424242424242424242424", "ref 42424242424242424242424"),
         ("key rk_test_abc and whsec_Q1w2", "key rk_test_[Filtered] and whsec_[Filtered]"),
         ("authorization: basic dXNlcjpwYXNz", "authorization: basic [Filtered]"),
