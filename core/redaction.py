@@ -86,8 +86,8 @@ def _luhn_valid(digits: str) -> bool:
 def _may_be_a_card(digits: str) -> bool:
     """A card network issues numbers of this shape. Those starting with 2 are only
     Mastercard's 2-series (2221-2720, 16 digits) and Mir's (2200-2204, 16 to 19): an event
-    row id (its month times 2^40 plus a sequence, 17 digits starting 26 until 2046) is none,
-    though one in ten passes the Luhn check."""
+    row id (its month times 2^40 plus a sequence: 17 digits starting 26, then 27 from 2046,
+    2 until 2273) is none, though one in ten passes the Luhn check."""
     if digits[0] == "2":
         prefix = int(digits[:4])
         mastercard = len(digits) == 16 and 2221 <= prefix <= 2720
