@@ -52,8 +52,9 @@ _JWT = re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*")
 _SIGNATURE = re.compile(r"\b(v[01]=)[0-9a-f]{64}\b")
 # In logs and Sentry: 13 to 19 digits, maybe grouped by spaces or dashes, not part of a longer
 # number or word, starting as the card networks' numbers do (2-6: Mastercard, Amex, Diners,
-# JCB, Visa, Discover, UnionPay), and replaced only when the Luhn check passes: millisecond
-# timestamps and thread ids (which start with 1) and most other long numbers survive.
+# JCB, Visa, Discover, UnionPay, Mir; `_may_be_a_card` narrows those starting with 2), and
+# replaced only when the Luhn check passes: millisecond timestamps and thread ids (which start
+# with 1), event row ids and most other long numbers survive.
 _PAN = re.compile(r"(?<!\w)(?<!\d[ -])[2-6](?:[ -]?\d){12,18}(?![ -]?\d)(?!\w)")
 # What each of the patterns above needs to match somewhere (a Stripe key's `k_` or `whsec_`,
 # the scheme of a bearer or basic credential, a JWT's `eyJ`, a signature's `v1=`, a card's

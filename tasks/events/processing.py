@@ -209,11 +209,14 @@ def settle_chunk(session: Session, chunk: ChunkLocks) -> None:
 
 def _applies(event: StripeEvent, ctx: BillingContext) -> bool:
     """Whether a handler will apply the event (else it is only kept: `ignored`)."""
-    return event.type in HANDLERS and (
-        foreign_event_reason(
-            livemode=event.livemode, account=event.account, live=not ctx.settings.stripe_test_mode
-        )
-        is None
+    return event.type in HANDLERS and _foreign_reason(event, ctx) is None
+
+
+def _foreign_reason(event: StripeEvent, ctx: BillingContext) -> str | None:
+    """Why the event is not this deployment's to apply (the other mode, a connected
+    account); None when it is."""
+    return foreign_event_reason(
+        livemode=event.livemode, account=event.account, live=not ctx.settings.stripe_test_mode
     )
 
 
@@ -223,9 +226,7 @@ def apply_in(session: Session, claim: Claim, *, ctx: BillingContext, chunk: Chun
     row's final status waits for `settle_chunk`."""
     event = claim.event
     handler = HANDLERS.get(event.type)
-    foreign = foreign_event_reason(
-        livemode=event.livemode, account=event.account, live=not ctx.settings.stripe_test_mode
-    )
+    foreign = _foreign_reason(event, ctx)
     locked = chunk.rows.get(claim.row_id)
     if locked is None:  # not there to lock: nothing to apply
         return Outcome.SUPERSEDED
